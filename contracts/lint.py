@@ -97,7 +97,10 @@ def check_field(f: DatasetField, at: str) -> Iterator[Finding]:
             "use drop, keyed_hash or linkage_token",
         )
     if f.class_ == FieldClass.free_text and kind != "drop":
-        yield f"{at}.transform", f"{f.name} is free text and may name people; its transform must be drop"
+        yield (
+            f"{at}.transform",
+            f"{f.name} is free text and may name people; its transform must be drop",
+        )
     if f.class_ == FieldClass.record_identifier and kind not in ("drop", "keyed_hash"):
         yield f"{at}.transform", f"{f.name} is a record identifier; use keyed_hash or drop"
     if kind == "linkage_token" and f.link_as is None:
@@ -108,7 +111,10 @@ def check_field(f: DatasetField, at: str) -> Iterator[Finding]:
     if allowed_types and f.type not in allowed_types:
         names = " or ".join(sorted(allowed_types))
         yield f"{at}.transform", f"{kind} applies to {names} fields, but {f.name} is {f.type}"
-    if (f.min is not None or f.max is not None) and f.type not in (FieldType.integer, FieldType.number):
+    if (f.min is not None or f.max is not None) and f.type not in (
+        FieldType.integer,
+        FieldType.number,
+    ):
         yield f"{at}", f"min/max apply to numbers only, but {f.name} is {f.type}"
     if f.min is not None and f.max is not None and f.min > f.max:
         yield f"{at}.min", f"min {f.min} is greater than max {f.max}"
@@ -155,9 +161,14 @@ def check_outputs(a: Agreement) -> Iterator[Finding]:
                 yield dat, f"{dim} is not a field of dataset {ds.id}"
             elif not f.transform.keeps_value or f.transform.kind == "keyed_hash":
                 yield dat, f"{dim} is not kept for analysis (transform {f.transform.kind})"
-            elif f.values is None and f.keyset is None and f.transform.kind not in (
-                "bin",
-                "geo_coarsen",
+            elif (
+                f.values is None
+                and f.keyset is None
+                and f.transform.kind
+                not in (
+                    "bin",
+                    "geo_coarsen",
+                )
             ):
                 yield (
                     dat,
@@ -180,9 +191,7 @@ def check_linkage(a: Agreement) -> Iterator[Finding]:
     clash = set(a.linkage.link_with) & set(a.linkage.prohibited_with)
     for name in sorted(clash):
         yield "linkage.link_with", f"{name} is both in link_with and prohibited_with"
-    has_tokens = any(
-        f.transform.kind == "linkage_token" for ds in a.datasets for f in ds.fields
-    )
+    has_tokens = any(f.transform.kind == "linkage_token" for ds in a.datasets for f in ds.fields)
     if a.linkage.permitted and not has_tokens:
         yield "linkage.permitted", "linkage is permitted but no field is a linkage_token"
 

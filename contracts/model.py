@@ -127,7 +127,10 @@ class Transform(Strict):
         if self.kind == "bin":
             if not self.bin or len(self.bin) < 2 or list(self.bin) != sorted(set(self.bin)):
                 raise ValueError("bin needs at least two strictly increasing edges")
-        elif self.kind in ("truncate", "top_code", "geo_coarsen") and getattr(self, self.kind) is None:
+        elif (
+            self.kind in ("truncate", "top_code", "geo_coarsen")
+            and getattr(self, self.kind) is None
+        ):
             raise ValueError(f"{self.kind} needs an argument")
         return self
 
@@ -178,7 +181,9 @@ RowHandling = Literal["reject", "drop_row", "aggregate_only", "no_linkage", "req
 
 
 class RowRule(Strict):
-    when: str = Field(description="A condition on one field: `field == value` or `field in [a, b]`.")
+    when: str = Field(
+        description="A condition on one field: `field == value` or `field in [a, b]`."
+    )
     handling: RowHandling
     cite: str | None = None
     consent_field: str | None = None
@@ -205,7 +210,9 @@ class Party(Strict):
 
 
 class LegalBasis(Strict):
-    regime: Literal["HIPAA", "PART2", "FERPA", "CJIS", "VAWA", "STATE_STATUTE", "CONSENT", "CONTRACT"]
+    regime: Literal[
+        "HIPAA", "PART2", "FERPA", "CJIS", "VAWA", "STATE_STATUTE", "CONSENT", "CONTRACT"
+    ]
     pathway: str
     citation: str | None = None
 

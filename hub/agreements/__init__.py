@@ -1,0 +1,1 @@
+"""Agreements inside the hub: registering versions, and deciding which version governs what."""

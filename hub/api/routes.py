@@ -1,0 +1,181 @@
+"""API routes, one block per domain noun. Each docstring is the route's OpenAPI text."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from pydantic import BaseModel, Field
+
+from hub.agreements.service import current_versions
+from hub.auth.policies import Permission, Role, check_permission
+from hub.errors import InvalidRequest
+from hub.ingest.service import list_receipts, upload_extract
+from hub.linkage.service import run_linkage
+from hub.releases.service import (
+    ReleaseRequest,
+    budget_status,
+    default_window,
+    get_release,
+    list_releases,
+    request_release,
+)
+from hub.releases.views import catalogue_entries, release_view
+
+from .deps import ActorDep, HubDep
+
+router = APIRouter()
+CHUNK = 1 << 20
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+
+@router.post("/uploads", status_code=status.HTTP_201_CREATED, tags=["uploads"])
+def create_upload(
+    hub: HubDep,
+    actor: ActorDep,
+    file: Annotated[UploadFile, File(description="The extract (CSV)")],
+    agreement_id: Annotated[str, Form(description="Agreement id")],
+    dataset_id: Annotated[str, Form(description="Dataset id")],
+    response: Response,
+) -> dict[str, Any]:
+    """Upload an extract for one dataset of one agreement. Returns the receipt; a rejected file
+    gets 422 with a validation report naming rule, column, count and row numbers (never values),
+    and nothing is stored. The same file twice returns the first receipt (200)."""
+    limit = hub.settings.max_upload_bytes
+    parts, size = [], 0
+    while chunk := file.file.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise InvalidRequest(f"the file is larger than the {limit}-byte upload limit")
+        parts.append(chunk)
+    content = b"".join(parts)
+    receipt = hub.transact(
+        lambda s: upload_extract(
+            s,
+            hub.keys,
+            actor,
+            agreement_id=agreement_id,
+            dataset_id=dataset_id,
+            content=content,
+            today=hub.today(),
+        )
+    )
+    if receipt.duplicate:
+        response.status_code = status.HTTP_200_OK
+    return receipt.to_dict()
+
+
+@router.get("/uploads", tags=["uploads"])
+def list_uploads(hub: HubDep, actor: ActorDep) -> list[dict[str, Any]]:
+    """Receipts: a steward sees their own agency's; admins see all."""
+    check_permission(actor, Permission.uploads_read)
+    party = None if actor.role == Role.admin else actor.party_id
+    with hub.session() as s:
+        return [
+            {
+                "upload_id": u.id,
+                "dataset": u.dataset_id,
+                "party": u.party_id,
+                "status": u.status,
+                "rows_accepted": u.rows_accepted,
+                "rows_dropped": u.rows_dropped,
+                "file_sha256": u.file_sha256,
+                "created_at": u.created_at.isoformat(),
+            }
+            for u in list_receipts(s, party)
+        ]
+
+
+# --- agreements and catalogue -----------------------------------------------------------------
+
+
+@router.get("/agreements", tags=["agreements"])
+def list_agreements(hub: HubDep, actor: ActorDep) -> list[dict[str, Any]]:
+    """Agreement versions in force per dataset (legal, admin, and stewards of a party to them)."""
+    check_permission(actor, Permission.agreements_read)
+    with hub.session() as s:
+        out = []
+        for gov in current_versions(s):
+            parties = {p.id for p in gov.spec.parties}
+            if actor.role == Role.steward and actor.party_id not in parties:
+                continue
+            out.append(
+                {
+                    "agreement": gov.spec.ref,
+                    "status": gov.row.status,
+                    "sha256": gov.row.sha256,
+                    "title": gov.spec.agreement.title,
+                    "datasets": [d.id for d in gov.spec.datasets],
+                }
+            )
+        return out
+
+
+@router.get("/catalogue", tags=["releases"])
+def catalogue(hub: HubDep, actor: ActorDep) -> list[dict[str, Any]]:
+    """Every aggregate the agreements approve, with its privacy cost per release."""
+    check_permission(actor, Permission.releases_read)
+    with hub.session() as s:
+        return catalogue_entries(s)
+
+
+# --- linkage ----------------------------------------------------------------------------------
+
+
+@router.post("/linkage/runs", status_code=status.HTTP_201_CREATED, tags=["linkage"])
+def create_linkage_run(hub: HubDep, actor: ActorDep) -> dict[str, Any]:
+    """Link all permitted datasets into pseudonymous person ids (admin)."""
+    check_permission(actor, Permission.linkage_run)
+    return hub.transact(lambda s: run_linkage(s, actor.label, hub.today()).to_dict())
+
+
+# --- releases ---------------------------------------------------------------------------------
+
+
+class ReleaseBody(BaseModel):
+    aggregate_id: str = Field(description="An approved aggregate id from /catalogue")
+    window_start: dt.date | None = Field(default=None, description="Default: 24 months back")
+    window_end: dt.date | None = Field(default=None, description="Default: end of last month")
+    recipient: str = Field(default="public", description="Must be allowed by the agreement")
+
+
+@router.post("/releases", status_code=status.HTTP_201_CREATED, tags=["releases"])
+def create_release(
+    hub: HubDep, actor: ActorDep, body: ReleaseBody, response: Response
+) -> dict[str, Any]:
+    """Release an approved aggregate with differential privacy. The budget debit commits before
+    the answer is sent; an identical request returns the stored release (200, no new spend);
+    an exhausted budget gives 409 with what remains."""
+    start, end = default_window(hub.today())
+    req = ReleaseRequest(
+        body.aggregate_id, body.window_start or start, body.window_end or end, body.recipient
+    )
+    view = hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today())))
+    if view["cached"]:
+        response.status_code = status.HTTP_200_OK
+    return view
+
+
+@router.get("/releases", tags=["releases"])
+def releases(hub: HubDep, actor: ActorDep) -> list[dict[str, Any]]:
+    """Every release, newest last."""
+    with hub.session() as s:
+        return [release_view(r, True) for r in list_releases(s, actor)]
+
+
+@router.get("/releases/{release_id}", tags=["releases"])
+def release(hub: HubDep, actor: ActorDep, release_id: str) -> dict[str, Any]:
+    """One release by id."""
+    with hub.session() as s:
+        return release_view(get_release(s, actor, release_id), True)
+
+
+@router.get("/budget", tags=["releases"])
+def budget(hub: HubDep, actor: ActorDep) -> list[dict[str, Any]]:
+    """Privacy budget per agreement and period: cap, spent, remaining."""
+    check_permission(actor, Permission.releases_read)
+    with hub.session() as s:
+        return budget_status(s)

@@ -1,0 +1,1 @@
+"""Users, roles, API tokens and the policies that decide who may do what."""

@@ -1,0 +1,1 @@
+"""The ovphub command line."""

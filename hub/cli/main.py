@@ -1,0 +1,442 @@
+"""``ovphub``: the command line. Every command calls the same services as the API.
+
+The CLI acts as a named local user (``--as NAME``, default ``admin``, created on first use) and
+goes through the same authorization policies as an API token would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from contracts.loader import AgreementInvalid, parse_agreement
+from hub.errors import HubError
+
+app = typer.Typer(
+    help="OVP Hub: agreements as code, pseudonymized ingest, linkage, DP releases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+agreements_app = typer.Typer(
+    help="Data-sharing agreements: lint, load, list.", no_args_is_help=True
+)
+users_app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
+link_app = typer.Typer(help="Record linkage on pseudonymized tokens.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="The secret key file (kept outside the database).", no_args_is_help=True
+)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(agreements_app, name="agreements")
+app.add_typer(users_app, name="users")
+app.add_typer(link_app, name="link")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+F = TypeVar("F", bound=Callable[..., Any])
+State: dict[str, str] = {"as": "admin"}
+
+
+def emit(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def fail(message: str, extra: dict[str, Any] | None = None, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    if extra:
+        typer.echo(json.dumps(extra, indent=2, default=str), err=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(fn: F) -> F:
+    """Turn hub errors into a sentence on stderr and a non-zero exit, not a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HubError as exc:
+            fail(exc.detail, exc.extra or None, 2 if exc.status_code == 422 else 1)
+        except AgreementInvalid as exc:
+            fail("the agreement has problems:\n" + "\n".join(f"  {p}" for p in exc.problems))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main(
+    as_user: Annotated[
+        str, typer.Option("--as", help="Act as this hub user (default: the local admin)")
+    ] = "admin",
+) -> None:
+    State["as"] = as_user
+
+
+def hub_and_actor() -> tuple[Any, Any]:
+    from hub.auth.service import actor_of, ensure_admin, get_user
+    from hub.context import build_hub
+
+    hub = build_hub()
+    with hub.session() as s:
+        user = ensure_admin(s) if State["as"] == "admin" else get_user(s, State["as"])
+        actor = actor_of(user)
+    return hub, actor
+
+
+# --- agreements -------------------------------------------------------------------------------
+
+
+@agreements_app.command("lint")
+def agreements_lint(
+    paths: Annotated[list[Path], typer.Argument(help="Agreement YAML files to check")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print problems as JSON")] = False,
+) -> None:
+    """Report every problem in each agreement, with its YAML path and line. Exit 1 if any."""
+    problems = []
+    for path in paths:
+        if not path.is_file():
+            problems.append(
+                {"file": str(path), "path": "", "line": None, "message": "no such file"}
+            )
+            continue
+        _, found = parse_agreement(path.read_text(encoding="utf-8"), str(path))
+        problems.extend(p.as_dict() for p in found)
+    if as_json:
+        emit({"problems": problems, "files": len(paths)})
+    else:
+        for p in problems:
+            where = f"{p['file']}:{p['line']}" if p["line"] else p["file"]
+            typer.echo(f"{where}: {p['path'] or '(document)'}: {p['message']}")
+        typer.echo(f"{len(paths)} file(s) checked, {len(problems)} problem(s)", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+@agreements_app.command("schema")
+def agreements_schema() -> None:
+    """Print the JSON Schema of the agreement spec (for editors that validate YAML)."""
+    from contracts.model import Agreement
+
+    emit(Agreement.model_json_schema(by_alias=True))
+
+
+@agreements_app.command("load")
+@handles_errors
+def agreements_load(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Agreement files (default: the shipped examples)")
+    ] = None,
+) -> None:
+    """Lint and register agreement versions (legal and admin only)."""
+    from contracts.loader import example_agreement_paths
+    from hub.agreements.service import register_file
+    from hub.auth.policies import Permission, check_permission
+
+    hub, actor = hub_and_actor()
+    check_permission(actor, Permission.agreements_write)
+    out = []
+    with hub.session() as s:
+        for path in paths or example_agreement_paths():
+            row, created = register_file(s, path, actor.label)
+            out.append(
+                {
+                    "agreement": f"{row.agreement_id}@{row.version}",
+                    "status": row.status,
+                    "sha256": row.sha256,
+                    "created": created,
+                }
+            )
+    emit(out)
+
+
+@agreements_app.command("list")
+@handles_errors
+def agreements_list() -> None:
+    """The agreement versions that govern each dataset."""
+    from hub.agreements.service import current_versions
+    from hub.auth.policies import Permission, check_permission
+
+    hub, actor = hub_and_actor()
+    check_permission(actor, Permission.agreements_read)
+    with hub.session() as s:
+        emit(
+            [
+                {
+                    "agreement": g.spec.ref,
+                    "status": g.row.status,
+                    "title": g.spec.agreement.title,
+                    "effective": g.spec.agreement.effective_date,
+                    "expiry": g.spec.agreement.expiry_date,
+                    "datasets": [d.id for d in g.spec.datasets],
+                    "aggregates": [a.id for a in g.spec.outputs.aggregates],
+                }
+                for g in current_versions(s)
+            ]
+        )
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+@users_app.command("add")
+@handles_errors
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name")],
+    role: Annotated[str, typer.Option(help="steward, analyst, legal or admin")],
+    party: Annotated[
+        str | None, typer.Option(help="Agency a steward acts for, e.g. org:police")
+    ] = None,
+) -> None:
+    """Create a user (admin only)."""
+    from hub import audit
+    from hub.auth.policies import Permission, Role, check_permission
+    from hub.auth.service import create_user
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail(f"unknown role {role!r}; choose steward, analyst, legal or admin")
+    hub, actor = hub_and_actor()
+    check_permission(actor, Permission.users_manage)
+    with hub.session() as s:
+        event = audit.Event(
+            actor.label, "user.create", f"user:{name}", {"role": role, "party": party}
+        )
+        user = create_user(s, name, role_value, party, event)
+        emit({"user": user.name, "role": user.role, "party": user.party_id})
+
+
+@users_app.command("token")
+@handles_errors
+def users_token(
+    name: Annotated[str, typer.Argument(help="User to issue an API token for")],
+    label: Annotated[str, typer.Option(help="What the token is for")] = "",
+) -> None:
+    """Issue an API token (shown once; only its hash is stored). Admin only."""
+    from hub import audit
+    from hub.auth.policies import Permission, check_permission
+    from hub.auth.service import get_user, issue_token
+
+    hub, actor = hub_and_actor()
+    check_permission(actor, Permission.users_manage)
+    with hub.session() as s:
+        user = get_user(s, name)
+        token = issue_token(
+            s,
+            user,
+            label,
+            audit.Event(actor.label, "token.issue", f"user:{name}", {"label": label}),
+        )
+    typer.echo(token)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+@app.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option(help="Directory to write the extracts to")],
+    people: Annotated[int, typer.Option(help="Size of the synthetic population")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files")] = 1,
+) -> None:
+    """Write synthetic extracts for the four example partners, plus truth.csv."""
+    from hub.synth import generate
+
+    summary = generate(out, people=people, seed=seed)
+    emit(summary.to_dict() if hasattr(summary, "to_dict") else str(summary))
+
+
+@app.command("upload")
+@handles_errors
+def upload(
+    file: Annotated[Path, typer.Argument(help="The extract (CSV)")],
+    agreement: Annotated[str, typer.Option(help="Agreement id, e.g. dsa-police-victimizations")],
+    dataset: Annotated[str, typer.Option(help="Dataset id, e.g. police_victimizations")],
+) -> None:
+    """Validate, pseudonymize and store an extract; print the receipt (exit 2 if rejected)."""
+    from hub.ingest.service import upload_extract
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    hub, actor = hub_and_actor()
+    content = file.read_bytes()
+    receipt = hub.transact(
+        lambda s: upload_extract(
+            s,
+            hub.keys,
+            actor,
+            agreement_id=agreement,
+            dataset_id=dataset,
+            content=content,
+            today=hub.today(),
+        )
+    )
+    emit(receipt.to_dict())
+
+
+@link_app.command("run")
+@handles_errors
+def link_run() -> None:
+    """Link records across permitted datasets into pseudonymous person ids."""
+    from hub.auth.policies import Permission, check_permission
+    from hub.linkage.service import run_linkage
+
+    hub, actor = hub_and_actor()
+    check_permission(actor, Permission.linkage_run)
+    with hub.session() as s:
+        emit(run_linkage(s, actor.label, hub.today()).to_dict())
+
+
+@link_app.command("evaluate")
+@handles_errors
+def link_evaluate(
+    truth: Annotated[Path, typer.Option(help="truth.csv: dataset, record_id, person_id")],
+) -> None:
+    """Precision, recall and F1 of the current linkage against a ground truth, as JSON."""
+    from hub.auth.policies import Permission, check_permission
+    from hub.linkage.evaluate import evaluate
+
+    hub, actor = hub_and_actor()
+    check_permission(actor, Permission.linkage_evaluate)
+    with hub.session() as s:
+        emit(evaluate(s, hub.keys, truth))
+
+
+# --- releases ---------------------------------------------------------------------------------
+
+
+def _date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+@app.command("release")
+@handles_errors
+def release(
+    aggregate_id: Annotated[
+        str, typer.Argument(help="An approved aggregate, see `ovphub catalogue`")
+    ],
+    start: Annotated[
+        str | None, typer.Option(help="Window start YYYY-MM-DD (default: 24 months)")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Window end YYYY-MM-DD (default: last month's end)")
+    ] = None,
+    recipient: Annotated[str, typer.Option(help="Who receives it (must be allowed)")] = "public",
+) -> None:
+    """Release an approved aggregate with differential privacy (or return the cached one)."""
+    from hub.releases.service import ReleaseRequest, default_window, request_release
+    from hub.releases.views import release_view
+
+    hub, actor = hub_and_actor()
+    d_start, d_end = default_window(hub.today())
+    req = ReleaseRequest(aggregate_id, _date(start) or d_start, _date(end) or d_end, recipient)
+    emit(hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today()))))
+
+
+@app.command("catalogue")
+@handles_errors
+def catalogue() -> None:
+    """Every aggregate the agreements approve."""
+    from hub.releases.views import catalogue_entries
+
+    hub, _ = hub_and_actor()
+    with hub.session() as s:
+        emit(catalogue_entries(s))
+
+
+@app.command("budget")
+@handles_errors
+def budget() -> None:
+    """Privacy budget spent and remaining, per agreement and period."""
+    from hub.releases.service import budget_status
+
+    hub, _ = hub_and_actor()
+    with hub.session() as s:
+        emit(budget_status(s))
+
+
+@app.command("dashboard")
+@handles_errors
+def dashboard(
+    out: Annotated[Path, typer.Option(help="Directory for index.html")] = Path("var/dashboard"),
+) -> None:
+    """Write the static public dashboard of all releases."""
+    from hub.releases.views import write_dashboard
+
+    hub, actor = hub_and_actor()
+    with hub.session() as s:
+        typer.echo(str(write_dashboard(s, actor, out)))
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+@handles_errors
+def db_upgrade() -> None:
+    """Create or migrate the database to the latest schema."""
+    from hub.context import build_hub
+
+    hub = build_hub()
+    typer.echo(f"database at {hub.engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+@keys_app.command("init")
+@handles_errors
+def keys_init() -> None:
+    """Create the key file (refuses to overwrite one). The key itself is never printed."""
+    from hub.keys import FileKeyStore
+    from hub.settings import Settings
+
+    store = FileKeyStore.create(Settings().resolved_key_file)
+    typer.echo(f"created {store.path} with key id {store.active_key_id}")
+
+
+@audit_app.command("verify")
+@handles_errors
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 if it was tampered with."""
+    from hub import audit
+
+    hub, _ = hub_and_actor()
+    with hub.session() as s:
+        check = audit.verify(s)
+    emit(check.__dict__)
+    if not check.ok:
+        raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+) -> None:
+    """Start the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    uvicorn.run("hub.api.app:create_app", factory=True, host=host, port=port)
+
+
+@app.command("demo")
+@handles_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Demo directory (recreated)")] = Path("var/demo"),
+    people: Annotated[int, typer.Option(help="Synthetic population size")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+) -> None:
+    """The whole flow on a fresh SQLite database, with a summary of what happened."""
+    from hub.demo import run_demo
+
+    run_demo(out, people=people, seed=seed, say=typer.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

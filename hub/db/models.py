@@ -1,0 +1,242 @@
+"""SQLAlchemy 2 models: every table the hub has. Migrations in ``hub/db/migrations`` must agree
+(a test compares them).
+
+No table holds a direct identifier or free text: records hold transformed values only, tokens
+are keyed HMACs, and keys live outside the database (invariants 1 and 7).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
+
+
+class Party(Base):
+    """An agency (or the office itself), by its agreement party id, e.g. ``org:police``."""
+
+    __tablename__ = "parties"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    legal_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    party_id: Mapped[str | None] = mapped_column(ForeignKey("parties.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """An API token, stored only as its SHA-256 digest."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AgreementRecord(Base):
+    __tablename__ = "agreements"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgreementVersion(Base):
+    """One immutable version of an agreement: the canonical spec and its SHA-256."""
+
+    __tablename__ = "agreement_versions"
+    __table_args__ = (UniqueConstraint("agreement_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    version: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    effective_date: Mapped[dt.date] = mapped_column()
+    expiry_date: Mapped[dt.date] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetRegistration(Base):
+    """Which agreement version currently governs a dataset id, and who provides it."""
+
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    agreement_version_id: Mapped[int] = mapped_column(ForeignKey("agreement_versions.id"))
+    provider_party_id: Mapped[str] = mapped_column(ForeignKey("parties.id"))
+
+
+class Upload(Base):
+    """The receipt of an accepted upload. Rejected uploads store nothing at all."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (UniqueConstraint("dataset_id", "file_sha256"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
+    agreement_version_id: Mapped[int] = mapped_column(ForeignKey("agreement_versions.id"))
+    party_id: Mapped[str] = mapped_column(ForeignKey("parties.id"))
+    uploader_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    file_bytes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    rows_received: Mapped[int] = mapped_column(Integer)
+    rows_accepted: Mapped[int] = mapped_column(Integer)
+    rows_dropped: Mapped[int] = mapped_column(Integer)
+    rows_added: Mapped[int] = mapped_column(Integer, default=0)
+    rows_replaced: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Record(Base):
+    """A pseudonymized record: transformed values only, keyed by the HMAC of its record key."""
+
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("dataset_id", "record_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id"), index=True)
+    agreement_version_id: Mapped[int] = mapped_column(ForeignKey("agreement_versions.id"))
+    record_key: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    values: Mapped[dict[str, Any]] = mapped_column()
+    aggregate_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    no_linkage: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LinkageToken(Base):
+    """A keyed linkage token of one record (e.g. kind ``last_name`` or ``birth_date_swapped``)."""
+
+    __tablename__ = "linkage_tokens"
+    __table_args__ = (Index("ix_linkage_tokens_kind_token", "kind", "token"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    token: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+
+
+class LinkageRun(Base):
+    __tablename__ = "linkage_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(50))
+    params: Mapped[dict[str, Any]] = mapped_column()
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    persons: Mapped[int] = mapped_column(Integer, default=0)
+    links: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PersonLink(Base):
+    """The pseudonymous person a record belongs to, as decided by a linkage run."""
+
+    __tablename__ = "person_links"
+    record_id: Mapped[int] = mapped_column(
+        ForeignKey("records.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("linkage_runs.id"))
+
+
+class BudgetAccount(Base):
+    """Privacy budget of one agreement for one period (``2026-11``) or its lifetime."""
+
+    __tablename__ = "budget_accounts"
+    __table_args__ = (UniqueConstraint("agreement_id", "period_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    period_key: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(10))
+    cap: Mapped[float] = mapped_column(Float)
+    spent: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Release(Base):
+    __tablename__ = "releases"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    aggregate_id: Mapped[str] = mapped_column(String(100), index=True)
+    recipient: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    privacy_model: Mapped[str] = mapped_column(String(10))
+    privacy_loss: Mapped[float] = mapped_column(Float)
+    manifest: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BudgetDebit(Base):
+    __tablename__ = "budget_debits"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("budget_accounts.id"))
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id"))
+    amount: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReleaseSource(Base):
+    """Traces a release to the agreement versions and uploads whose data it used."""
+
+    __tablename__ = "release_sources"
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id"), primary_key=True)
+    agreement_version_id: Mapped[int] = mapped_column(
+        ForeignKey("agreement_versions.id"), primary_key=True
+    )
+    upload_ids: Mapped[list[Any]] = mapped_column()
+
+
+class AuditEvent(Base):
+    """Hash-chained audit log: ``hash = sha256(prev_hash + payload)``; payload is canonical JSON."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""Uploads: read an extract, validate it, pseudonymize it, store it in one transaction."""

@@ -1,0 +1,1 @@
+"""Releases: DP aggregates out, budget debited, cached, published."""

@@ -1,0 +1,291 @@
+"""Releases: the only way data leaves the hub, as differentially private aggregates.
+
+Order matters (invariants 3 and 4):
+
+1. the request is checked against the agreement (approved aggregate, allowed recipient, in force);
+2. an identical earlier request (same aggregate, agreement version, recipient, window and the
+   same uploads) returns the stored release — the hub never re-noises a query;
+3. otherwise the release is computed by ``publishers`` (OpenDP), the budget is debited with a
+   conditional UPDATE that cannot overspend even under concurrency, and the release, its debits
+   and its sources are stored — all in the caller's transaction. The caller returns the release
+   only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from contracts.model import Agreement
+from contracts.plan import aggregate_fields, time_key
+from hub import audit
+from hub.agreements.service import Governing, check_in_force, governing_aggregate
+from hub.auth.policies import Actor, Permission, check_permission
+from hub.db.models import (
+    BudgetAccount,
+    BudgetDebit,
+    LinkageRun,
+    PersonLink,
+    Record,
+    Release,
+    ReleaseSource,
+    Upload,
+)
+from hub.errors import BudgetExhausted, InvalidRequest, NotAllowed, NotFound
+
+PERIOD_UNIT = {"P1M": "month", "P3M": "quarter", "P1Y": "year"}
+LIFETIME = "lifetime"
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    aggregate_id: str
+    window_start: dt.date
+    window_end: dt.date
+    recipient: str = "public"
+
+    def validate(self) -> None:
+        if self.window_end < self.window_start:
+            raise InvalidRequest(
+                f"the window ends ({self.window_end}) before it starts ({self.window_start})"
+            )
+
+
+def default_window(today: dt.date, months: int = 24) -> tuple[dt.date, dt.date]:
+    """The ``months`` full calendar months before ``today``'s month."""
+    end = today.replace(day=1) - dt.timedelta(days=1)
+    y, m = end.year, end.month - months + 1
+    while m <= 0:
+        y, m = y - 1, m + 12
+    return dt.date(y, m, 1), end
+
+
+def check_recipient(spec: Agreement, recipient: str) -> None:
+    out = spec.outputs
+    if recipient in out.recipients_denied or recipient not in out.recipients_allowed:
+        raise NotAllowed(
+            f"{spec.ref} does not allow releases to {recipient!r}; allowed: "
+            f"{', '.join(out.recipients_allowed)}"
+        )
+
+
+def _uploads_of(session: Session, dataset_id: str) -> list[str]:
+    return sorted(
+        session.execute(select(Upload.id).where(Upload.dataset_id == dataset_id)).scalars()
+    )
+
+
+def request_hash(gov: Governing, req: ReleaseRequest, uploads: list[str]) -> str:
+    body = {
+        "aggregate": req.aggregate_id,
+        "agreement": gov.spec.ref,
+        "agreement_sha256": gov.row.sha256,
+        "recipient": req.recipient,
+        "window": [req.window_start.isoformat(), req.window_end.isoformat()],
+        "uploads": uploads,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def release_rows(session: Session, dataset_id: str, fields: list[str]) -> pd.DataFrame:
+    """The narrow data interface publishers read: person id plus the stored fields needed."""
+    result = session.execute(
+        select(Record.values, PersonLink.person_id)
+        .join(PersonLink, PersonLink.record_id == Record.id, isouter=True)
+        .where(Record.dataset_id == dataset_id)
+    ).all()
+    if any(pid is None for _, pid in result):
+        raise InvalidRequest(
+            f"{dataset_id} has records without a person id; run `ovphub link run` before "
+            "releasing (the privacy unit is the linked person)"
+        )
+    data: dict[str, list[Any]] = {"person_id": [pid for _, pid in result]}
+    for name in fields:
+        data[name] = [values.get(name) for values, _ in result]
+    return pd.DataFrame(data, dtype=object)
+
+
+def _account(session: Session, agreement_id: str, period_key: str, unit: str, cap: float) -> int:
+    table = BudgetAccount.__table__
+    assert isinstance(table, Table)
+    values = {
+        "agreement_id": agreement_id,
+        "period_key": period_key,
+        "unit": unit,
+        "cap": cap,
+        "spent": 0.0,
+    }
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)).values(values)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["agreement_id", "period_key"]))
+    return session.execute(
+        select(BudgetAccount.id).where(
+            BudgetAccount.agreement_id == agreement_id, BudgetAccount.period_key == period_key
+        )
+    ).scalar_one()
+
+
+def debit(
+    session: Session, spec: Agreement, amount: float, release_id: str, today: dt.date
+) -> None:
+    """Charge ``amount`` to the agreement's period and lifetime accounts, or refuse.
+
+    The check and the charge are one ``UPDATE ... WHERE spent + amount <= cap``: PostgreSQL takes
+    a row lock and re-checks the condition after any concurrent update commits, so concurrent
+    releases can never overspend. A refusal raises before anything is stored.
+    """
+    budget = spec.outputs.privacy.budget
+    unit = "rho" if spec.outputs.privacy.model == "zcdp" else "epsilon"
+    period_key = time_key(today, PERIOD_UNIT[budget.period])
+    for key, cap in ((period_key, budget.per_period), (LIFETIME, budget.lifetime)):
+        account_id = _account(session, spec.id, key, unit, cap)
+        charged = session.execute(
+            update(BudgetAccount)
+            .where(BudgetAccount.id == account_id)
+            .where(BudgetAccount.spent + amount <= BudgetAccount.cap + 1e-12)
+            .values(spent=BudgetAccount.spent + amount)
+        )
+        if charged.rowcount != 1:  # type: ignore[attr-defined]
+            account = session.get(BudgetAccount, account_id)
+            left = (account.cap - account.spent) if account else 0.0
+            what = "lifetime" if key == LIFETIME else f"period {key}"
+            raise BudgetExhausted(
+                f"{spec.ref}: the {what} privacy budget has {left:.4g} {unit} left and this "
+                f"release needs {amount:.4g}; wait for the next period or ask legal staff to "
+                "amend the agreement's budget",
+                remaining=left,
+                needed=amount,
+            )
+        session.add(BudgetDebit(account_id=account_id, release_id=release_id, amount=amount))
+
+
+def find_cached(session: Session, digest: str) -> Release | None:
+    return session.execute(
+        select(Release).where(Release.request_hash == digest)
+    ).scalar_one_or_none()
+
+
+def request_release(
+    session: Session, actor: Actor, req: ReleaseRequest, today: dt.date | None = None
+) -> tuple[Release, bool]:
+    """Return ``(release, cached)``. The caller commits before showing the release."""
+    from publishers import compute_release, privacy_cost  # OpenDP loads lazily
+
+    check_permission(actor, Permission.releases_create)
+    req.validate()
+    today = today or dt.date.today()
+    gov = governing_aggregate(session, req.aggregate_id)
+    check_in_force(gov, today, "released")
+    check_recipient(gov.spec, req.recipient)
+    aggregate = gov.spec.aggregate(req.aggregate_id)
+    assert aggregate is not None
+    uploads = _uploads_of(session, aggregate.dataset)
+    digest = request_hash(gov, req, uploads)
+    cached = find_cached(session, digest)
+    if cached is not None:
+        return cached, True
+
+    rows = release_rows(session, aggregate.dataset, aggregate_fields(aggregate))
+    computed = compute_release(
+        gov.spec,
+        req.aggregate_id,
+        rows,
+        window_start=req.window_start,
+        window_end=req.window_end,
+        seed=secrets.randbits(63),
+    )
+    release_id = uuid.uuid4().hex
+    cost = privacy_cost(gov.spec, req.aggregate_id)
+    debit(session, gov.spec, cost, release_id, today)
+    run = session.execute(
+        select(LinkageRun).order_by(LinkageRun.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    manifest = {
+        "id": release_id,
+        "aggregate_id": req.aggregate_id,
+        "title": aggregate.title,
+        "channel": aggregate.channel,
+        "recipient": req.recipient,
+        "agreements": [gov.spec.ref],
+        "agreement_sha256": {gov.spec.ref: gov.row.sha256},
+        "released_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "uploads": uploads,
+        "linkage_run": run.id if run else None,
+        "linkage_method": run.method if run else None,
+        "privacy_unit_note": (
+            "The guarantee is per linked person: someone linkage splits into k ids can lose up "
+            "to k times the stated privacy loss. See the linkage quality report for split rates."
+        ),
+        **computed.to_manifest(),
+    }
+    release = Release(
+        id=release_id,
+        request_hash=digest,
+        aggregate_id=req.aggregate_id,
+        recipient=req.recipient,
+        requested_by=actor.user_id,
+        privacy_model=gov.spec.outputs.privacy.model,
+        privacy_loss=cost,
+        manifest=manifest,
+    )
+    session.add(release)
+    session.add(
+        ReleaseSource(release_id=release_id, agreement_version_id=gov.row.id, upload_ids=uploads)
+    )
+    session.flush()
+    audit.append(
+        session,
+        audit.Event(
+            actor.label,
+            "release.create",
+            f"release:{release_id}",
+            {
+                "aggregate": req.aggregate_id,
+                "agreement": gov.spec.ref,
+                "privacy_loss": cost,
+                "model": gov.spec.outputs.privacy.model,
+                "recipient": req.recipient,
+            },
+        ),
+    )
+    return release, False
+
+
+def get_release(session: Session, actor: Actor, release_id: str) -> Release:
+    check_permission(actor, Permission.releases_read)
+    release = session.get(Release, release_id)
+    if release is None:
+        raise NotFound(f"no release {release_id}")
+    return release
+
+
+def list_releases(session: Session, actor: Actor) -> list[Release]:
+    check_permission(actor, Permission.releases_read)
+    return list(session.execute(select(Release).order_by(Release.created_at)).scalars())
+
+
+def budget_status(session: Session) -> list[dict[str, Any]]:
+    return [
+        {
+            "agreement": a.agreement_id,
+            "period": a.period_key,
+            "unit": a.unit,
+            "cap": a.cap,
+            "spent": round(a.spent, 9),
+            "remaining": round(a.cap - a.spent, 9),
+        }
+        for a in session.execute(
+            select(BudgetAccount).order_by(BudgetAccount.agreement_id, BudgetAccount.period_key)
+        ).scalars()
+    ]
