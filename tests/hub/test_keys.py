@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from hub.context import open_keys
+from hub.keys import FileKeyStore, Hasher, KeyStoreError
+from hub.settings import Settings
+
+
+def test_key_file_is_created_private_and_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "hub.key"
+    store = FileKeyStore.create(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(KeyStoreError, match="refusing to overwrite"):
+        FileKeyStore.create(path)
+    assert FileKeyStore(path).active_key_id == store.active_key_id
+
+
+def test_key_material_never_appears_in_repr(tmp_path: Path) -> None:
+    path = tmp_path / "hub.key"
+    store = FileKeyStore.create(path)
+    secret = store.master_key(store.active_key_id).hex()
+    assert secret not in repr(store)
+    assert secret not in repr(Hasher(store, "linkage"))
+
+
+def test_purposes_get_different_keys(tmp_path: Path) -> None:
+    store = FileKeyStore.create(tmp_path / "hub.key")
+    assert Hasher(store, "linkage").token("x") != Hasher(store, "record:a").token("x")
+    assert Hasher(store, "linkage").token("x") == Hasher(store, "linkage").token("x")
+
+
+def test_production_refuses_to_start_without_a_key_file(tmp_path: Path) -> None:
+    settings = Settings(environment="production", data_dir=tmp_path, key_file=tmp_path / "k")
+    with pytest.raises(KeyStoreError, match="refusing to start"):
+        open_keys(settings)
+
+
+def test_development_creates_a_key_file(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, key_file=tmp_path / "k" / "hub.key")
+    store = open_keys(settings)
+    assert (tmp_path / "k" / "hub.key").exists() and store.active_key_id
+
+
+def test_a_damaged_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "hub.key"
+    path.write_text("{not json")
+    with pytest.raises(KeyStoreError, match="not a valid hub key file"):
+        FileKeyStore(path)
