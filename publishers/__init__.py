@@ -1,1 +1,11 @@
-"""publishers."""
+"""publishers: the differentially private release engine (pure computation).
+
+Public surface::
+
+    publishers.release    compute_release, preview, privacy_cost, ComputedRelease
+    publishers.dashboard  render_dashboard, write_csv, privacy_statement
+    publishers.errors     PublisherError, ReleaseRefused, RowsMismatch
+
+Depends on ``contracts`` only. Storage, the budget ledger and the release cache live in
+``hub``, which hands rows in through the interface described in ``publishers.release``.
+"""

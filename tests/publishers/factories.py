@@ -1,0 +1,159 @@
+"""Plain factories for the publishers tests: example agreements and small row frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from contracts.loader import example_agreement_paths, load_agreement
+from contracts.model import Aggregate, Agreement
+
+POLICE = "dsa-police-victimizations"
+HOSPITAL = "dsa-hospital-ed-injury"
+CVI = "dsa-cvi-participants"
+REFERRALS = "dsa-referrals"
+
+VICTIMIZATION_TYPES = (
+    "FATAL_SHOOTING",
+    "NON_SHOOTING_HOMICIDE",
+    "NON_FATAL_SHOOTING",
+    "AGG_BATTERY_NONGUN",
+    "ROBBERY_INJURY",
+)
+
+
+@cache
+def make_agreement(agreement_id: str = POLICE) -> Agreement:
+    """One of the example agreements shipped in contracts/agreements/, by id."""
+    for path in example_agreement_paths():
+        agreement = load_agreement(path)
+        if agreement.id == agreement_id:
+            return agreement
+    raise KeyError(agreement_id)
+
+
+def make_agreement_with(
+    base: Agreement | None = None,
+    *,
+    min_cell: int | None = None,
+    model: str | None = None,
+    bound: tuple[int, str] | None = None,
+    per_period: float | None = None,
+    **aggregate: Any,
+) -> Agreement:
+    """An example agreement with one extra aggregate ``test_agg`` (fields from ``aggregate``)
+    and, optionally, a different min_cell, privacy model, contribution bound or budget."""
+    base = base or make_agreement(POLICE)
+    spec: dict[str, Any] = {
+        "id": "test_agg",
+        "title": "Test aggregate",
+        "dataset": base.datasets[0].id,
+        "measure": "count_rows",
+        "dimensions": ("month",),
+        "time_field": "incident_datetime",
+        "budget_share": 0.2,
+    }
+    spec.update(aggregate)
+    outputs = base.outputs
+    privacy = outputs.privacy
+    if model is not None:
+        privacy = privacy.model_copy(update={"model": model})
+    if bound is not None:
+        cb = privacy.contribution_bound.model_copy(
+            update={"max_rows_per_person_per_period": bound[0], "period": bound[1]}
+        )
+        privacy = privacy.model_copy(update={"contribution_bound": cb})
+    if per_period is not None:
+        privacy = privacy.model_copy(
+            update={"budget": privacy.budget.model_copy(update={"per_period": per_period})}
+        )
+    outputs = outputs.model_copy(
+        update={
+            "aggregates": (*outputs.aggregates, Aggregate.model_validate(spec)),
+            "privacy": privacy,
+            "min_cell": outputs.min_cell if min_cell is None else min_cell,
+        }
+    )
+    return base.model_copy(update={"outputs": outputs})
+
+
+def make_area_agreement(**kwargs: Any) -> Agreement:
+    """The police agreement plus ``test_agg``: victimizations by month and community area."""
+    return make_agreement_with(dimensions=("month", "community_area"), **kwargs)
+
+
+def make_rows(records: list[dict[str, Any]], columns: list[str] | None = None) -> pd.DataFrame:
+    """A small frame from explicit records (missing keys become None)."""
+    columns = columns or sorted({k for r in records for k in r})
+    return pd.DataFrame(
+        [{c: r.get(c) for c in columns} for r in records], columns=columns, dtype=object
+    )
+
+
+def make_police_rows(
+    n: int,
+    *,
+    persons: int,
+    start: dt.date = dt.date(2024, 1, 1),
+    end: dt.date = dt.date(2025, 12, 31),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """``n`` synthetic stored police rows over ``persons`` people, dates in [start, end]."""
+    rng = np.random.default_rng(seed)
+    days = np.array(
+        [(start + dt.timedelta(d)).isoformat() for d in range((end - start).days + 1)],
+        dtype=object,
+    )
+    areas = np.array([str(i) for i in range(1, 78)], dtype=object)
+    types = np.array(VICTIMIZATION_TYPES, dtype=object)
+    ages = np.array(["0-11", "12-17", "18-24", "25-34", "35-44", "45-64", "65-120"], dtype=object)
+    sexes = np.array(["M", "F", "X", "U"], dtype=object)
+    ids = np.array([f"person-{i:07d}" for i in range(persons)], dtype=object)
+    return pd.DataFrame(
+        {
+            "person_id": ids[rng.integers(0, persons, n)],
+            "incident_datetime": days[rng.integers(0, len(days), n)],
+            "community_area": areas[rng.integers(0, len(areas), n)],
+            "victimization_type": types[rng.integers(0, len(types), n)],
+            "victim_age": ages[rng.integers(0, len(ages), n)],
+            "victim_sex": sexes[rng.integers(0, len(sexes), n)],
+        }
+    )
+
+
+def make_rows_for(
+    agreement: Agreement,
+    aggregate_id: str,
+    n: int,
+    *,
+    persons: int,
+    start: dt.date = dt.date(2025, 7, 1),
+    end: dt.date = dt.date(2026, 6, 30),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Synthetic stored rows for any aggregate: each field drawn from its public key set (or
+    its filter list), the time field uniform over [start, end]."""
+    from contracts.plan import aggregate_fields, field_keys
+
+    aggregate = agreement.aggregate(aggregate_id)
+    assert aggregate is not None
+    dataset = agreement.dataset(aggregate.dataset)
+    assert dataset is not None
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"person-{i:07d}" for i in range(persons)], dtype=object)
+    data: dict[str, Any] = {"person_id": ids[rng.integers(0, persons, n)]}
+    for name in aggregate_fields(aggregate):
+        if name == aggregate.time_field:
+            days = [(start + dt.timedelta(d)).isoformat() for d in range((end - start).days + 1)]
+            choices = np.array(days, dtype=object)
+        else:
+            field = dataset.field(name)
+            assert field is not None
+            keys = field_keys(field) or list(aggregate.filters.get(name, ()))
+            choices = np.array(keys, dtype=object)
+        data[name] = choices[rng.integers(0, len(choices), n)]
+    return pd.DataFrame(data)
