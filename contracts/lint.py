@@ -18,6 +18,7 @@ from contracts.model import (
     FieldType,
     PartyRole,
 )
+from contracts.plan import field_keys
 
 Finding = tuple[str, str]
 
@@ -161,15 +162,7 @@ def check_outputs(a: Agreement) -> Iterator[Finding]:
                 yield dat, f"{dim} is not a field of dataset {ds.id}"
             elif not f.transform.keeps_value or f.transform.kind == "keyed_hash":
                 yield dat, f"{dim} is not kept for analysis (transform {f.transform.kind})"
-            elif (
-                f.values is None
-                and f.keyset is None
-                and f.transform.kind
-                not in (
-                    "bin",
-                    "geo_coarsen",
-                )
-            ):
+            elif field_keys(f) is None:
                 yield (
                     dat,
                     f"{dim} has no public list of values; declare `values` so that cells "
