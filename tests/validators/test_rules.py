@@ -1,0 +1,119 @@
+"""Row rules: masks for reject, drop, aggregate-only, no-linkage and requires-consent."""
+
+from __future__ import annotations
+
+import numpy as np
+from validator_factories import (
+    make_dataset,
+    make_example_dataset,
+    make_field,
+    make_frame,
+    make_rule,
+)
+
+from validators import apply_row_rules
+
+
+def make_ruled_dataset(*rules):
+    return make_dataset(
+        make_field("status"),
+        make_field("consent"),
+        make_field("juvenile", "boolean"),
+        row_rules=rules,
+    )
+
+
+def test_each_handling_gets_its_own_mask():
+    dataset = make_ruled_dataset(
+        make_rule("status == SEALED", "reject", cite="statute 1"),
+        make_rule("status == NONE", "drop_row"),
+        make_rule("juvenile == true", "aggregate_only"),
+        make_rule("status in [DV, SA]", "no_linkage"),
+    )
+    frame = make_frame(
+        {
+            "status": ["SEALED", "none", "DV", "sa", "OK"],
+            "consent": [None] * 5,
+            "juvenile": ["TRUE", "false", " true ", None, "true"],
+        }
+    )
+    outcome = apply_row_rules(dataset, frame)
+    assert outcome.rejected.tolist() == [True, False, False, False, False]
+    assert outcome.drop.tolist() == [False, True, False, False, False]
+    assert outcome.aggregate_only.tolist() == [True, False, True, False, True]
+    assert outcome.no_linkage.tolist() == [False, False, True, True, False]
+    assert outcome.keep.tolist() == [False, False, True, True, True]
+
+
+def test_reject_rule_gives_a_finding_with_row_numbers_and_offset():
+    dataset = make_ruled_dataset(make_rule("status == SEALED", "reject", cite="statute 1"))
+    frame = make_frame({"status": ["OK", "SEALED", "sealed"]})
+    outcome = apply_row_rules(dataset, frame, row_offset=100)
+    (finding,) = outcome.findings
+    assert (finding.rule, finding.column, finding.severity) == (
+        "row_rule:reject",
+        "status",
+        "error",
+    )
+    assert finding.first_rows == (102, 103)
+    assert "status == SEALED" in finding.message and "statute 1" in finding.message
+
+
+def test_no_findings_when_no_row_matches():
+    dataset = make_ruled_dataset(make_rule("status == SEALED", "reject"))
+    outcome = apply_row_rules(dataset, make_frame({"status": ["OK"]}))
+    assert outcome.findings == () and not outcome.rejected.any()
+
+
+def test_requires_consent_rejects_rows_without_consent():
+    dataset = make_ruled_dataset(
+        make_rule("status != none", "requires_consent", consent_field="consent")
+    )
+    consent = [None, "NONE", "false", "No", " n ", "0", "", "YES", "LINKAGE_OK", "true", "x"]
+    frame = make_frame({"status": ["OK"] * 10 + ["none"], "consent": consent})
+    outcome = apply_row_rules(dataset, frame)
+    assert outcome.rejected.tolist() == [True] * 7 + [False] * 4
+    (finding,) = outcome.findings
+    assert finding.rule == "row_rule:requires_consent" and finding.column == "consent"
+    assert finding.failing_rows == 7
+
+
+def test_requires_consent_with_consent_column_missing_rejects_matching_rows():
+    dataset = make_ruled_dataset(
+        make_rule("status == OK", "requires_consent", consent_field="consent")
+    )
+    outcome = apply_row_rules(dataset, make_frame({"status": ["OK", "NO"]}))
+    assert outcome.rejected.tolist() == [True, False]
+
+
+def test_condition_on_a_missing_column_reads_empty():
+    dataset = make_ruled_dataset(make_rule("status != x", "no_linkage"))
+    outcome = apply_row_rules(dataset, make_frame({"consent": ["a", "b"]}))
+    assert outcome.no_linkage.tolist() == [True, True]
+
+
+def test_example_agreement_rules_apply():
+    dataset = make_example_dataset("cvi_participants")
+    frame = make_frame(
+        {"consent_to_share": ["NONE", "AGGREGATE_ONLY", "LINKAGE_OK"]}, with_ids=False
+    )
+    outcome = apply_row_rules(dataset, frame)
+    assert outcome.drop.tolist() == [True, False, False]
+    assert outcome.no_linkage.tolist() == [False, True, False]
+    assert outcome.findings == ()
+
+
+def test_masks_are_positional_whatever_the_index():
+    dataset = make_ruled_dataset(make_rule("status == SEALED", "reject"))
+    frame = make_frame({"status": ["SEALED", "OK"]})
+    frame.index = [9, 3]
+    outcome = apply_row_rules(dataset, frame)
+    assert isinstance(outcome.rejected, np.ndarray)
+    assert outcome.rejected.tolist() == [True, False]
+
+
+def test_findings_dict_is_json_ready():
+    dataset = make_ruled_dataset(make_rule("status == SEALED", "reject"))
+    outcome = apply_row_rules(dataset, make_frame({"status": ["SEALED"]}))
+    (data,) = outcome.findings_dict()
+    assert data["rule"] == "row_rule:reject" and data["first_rows"] == [1]
