@@ -74,18 +74,34 @@ def _upload(hub: Hub, actor: Actor, agreement_id: str, dataset_id: str, content:
 
 
 def run_demo(
-    out: Path, *, people: int = 2000, seed: int = 7, say: Callable[[str], Any] = lambda _: None
+    out: Path,
+    *,
+    people: int = 2000,
+    seed: int = 7,
+    database_url: str | None = None,
+    say: Callable[[str], Any] = lambda _: None,
 ) -> dict[str, Any]:
-    from hub.synth import generate
+    """Run the whole flow into ``out`` (recreated). ``database_url`` defaults to SQLite in
+    ``out``; tests pass a PostgreSQL URL to run the same flow there."""
 
     started = time.perf_counter()
     if out.exists():
         shutil.rmtree(out)
-    extracts = out / "extracts"
-    settings = Settings(data_dir=out, database_url=None, key_file=out / "keys" / "hub.key")
+    settings = Settings(data_dir=out, database_url=database_url, key_file=out / "keys" / "hub.key")
     hub = build_hub(settings)
     hub.today = lambda: DEMO_TODAY
+    try:
+        return _flow(hub, out, people=people, seed=seed, say=say, started=started)
+    finally:
+        hub.engine.dispose()
 
+
+def _flow(
+    hub: Hub, out: Path, *, people: int, seed: int, say: Callable[[str], Any], started: float
+) -> dict[str, Any]:
+    from hub.synth import generate
+
+    extracts = out / "extracts"
     say(f"OVP Hub demo (as of {DEMO_TODAY}), writing to {out}/")
     summary = generate(extracts, people=people, seed=seed, end=WINDOW[1])
     truth = out / "truth.csv"

@@ -16,7 +16,8 @@ family      tokens (before hashing)                                 catches
 ``ln``      normalized surname, and each part of a compound one     hyphenated/double surnames
 ``lsx``     Soundex of each ``ln`` variant                          surname typos
 ``dob``     YYYYMMDD, and the day/month-swapped date when valid     day/month slips
-``by``      birth year                                              other birth-date typos
+``by``      birth year                                              day or month typos
+``md``      birth month and day (and their swap)                    birth-year typos
 ``sex``     M / F / X
 ``zip3``    first three ZIP digits
 ==========  =====================================================  ==========================
@@ -144,7 +145,8 @@ def linkage_families(role: LinkRole, value: str) -> dict[str, set[str]]:
         if day.day <= 12 and day.day != day.month:
             with contextlib.suppress(ValueError):
                 dob.add(dt.date(day.year, day.day, day.month).strftime("%Y%m%d"))
-        return {"dob": dob, "by": {str(day.year)}}
+        md = {d[4:] for d in dob}
+        return {"dob": dob, "by": {str(day.year)}, "md": md}
     if role == LinkRole.sex:
         sex = value.strip().upper()[:1]
         return {"sex": {sex}} if sex in ("M", "F", "X") else {}

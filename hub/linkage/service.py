@@ -39,11 +39,13 @@ RULES: tuple[tuple[str, ...], ...] = (
     ("fi", "ln", "dob"),
     ("fn", "lsx", "dob"),
     ("fsx", "lsx", "dob", "sex"),
-    ("fn", "ln", "by", "sex"),
+    ("fn", "ln", "by"),
+    ("fn", "ln", "md"),
+    ("fn", "dob", "sex"),
     ("fn", "ln", "sex", "zip3"),
 )
 #: Records lacking a birth date join a name group only when the group's birth dates agree.
-NO_DOB_RULE = ("fn", "ln", "sex")
+NO_DOB_RULE = ("fn", "ln")
 METHOD = "deterministic-multipass-v1"
 
 

@@ -136,10 +136,9 @@ def _account(session: Session, agreement_id: str, period_key: str, unit: str, ca
     ).scalar_one()
 
 
-def debit(
-    session: Session, spec: Agreement, amount: float, release_id: str, today: dt.date
-) -> None:
-    """Charge ``amount`` to the agreement's period and lifetime accounts, or refuse.
+def debit(session: Session, spec: Agreement, amount: float, today: dt.date) -> list[int]:
+    """Charge ``amount`` to the agreement's period and lifetime accounts, or refuse. Returns the
+    charged account ids, for the caller to record as debits of the release it stores.
 
     The check and the charge are one ``UPDATE ... WHERE spent + amount <= cap``: PostgreSQL takes
     a row lock and re-checks the condition after any concurrent update commits, so concurrent
@@ -148,6 +147,7 @@ def debit(
     budget = spec.outputs.privacy.budget
     unit = "rho" if spec.outputs.privacy.model == "zcdp" else "epsilon"
     period_key = time_key(today, PERIOD_UNIT[budget.period])
+    charged_accounts = []
     for key, cap in ((period_key, budget.per_period), (LIFETIME, budget.lifetime)):
         account_id = _account(session, spec.id, key, unit, cap)
         charged = session.execute(
@@ -167,7 +167,8 @@ def debit(
                 remaining=left,
                 needed=amount,
             )
-        session.add(BudgetDebit(account_id=account_id, release_id=release_id, amount=amount))
+        charged_accounts.append(account_id)
+    return charged_accounts
 
 
 def find_cached(session: Session, digest: str) -> Release | None:
@@ -180,7 +181,7 @@ def request_release(
     session: Session, actor: Actor, req: ReleaseRequest, today: dt.date | None = None
 ) -> tuple[Release, bool]:
     """Return ``(release, cached)``. The caller commits before showing the release."""
-    from publishers import compute_release, privacy_cost  # OpenDP loads lazily
+    from publishers.release import compute_release, privacy_cost  # OpenDP loads lazily
 
     check_permission(actor, Permission.releases_create)
     req.validate()
@@ -207,7 +208,7 @@ def request_release(
     )
     release_id = uuid.uuid4().hex
     cost = privacy_cost(gov.spec, req.aggregate_id)
-    debit(session, gov.spec, cost, release_id, today)
+    accounts = debit(session, gov.spec, cost, today)
     run = session.execute(
         select(LinkageRun).order_by(LinkageRun.id.desc()).limit(1)
     ).scalar_one_or_none()
@@ -243,6 +244,8 @@ def request_release(
     session.add(
         ReleaseSource(release_id=release_id, agreement_version_id=gov.row.id, upload_ids=uploads)
     )
+    session.flush()
+    session.add_all(BudgetDebit(account_id=a, release_id=release_id, amount=cost) for a in accounts)
     session.flush()
     audit.append(
         session,

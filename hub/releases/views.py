@@ -20,7 +20,7 @@ def release_view(release: Release, cached: bool) -> dict[str, Any]:
 
 def catalogue_entries(session: Session) -> list[dict[str, Any]]:
     """Every approved aggregate, with what it costs and what it needs."""
-    from publishers import privacy_cost
+    from publishers.release import privacy_cost
 
     out = []
     for gov in current_versions(session):
@@ -47,7 +47,7 @@ def catalogue_entries(session: Session) -> list[dict[str, Any]]:
 
 
 def write_dashboard(session: Session, actor: Actor, out_dir: Path) -> Path:
-    from publishers import render_dashboard
+    from publishers.dashboard import render_dashboard
 
     manifests = [r.manifest for r in list_releases(session, actor)]
     return render_dashboard(manifests, out_dir)

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+
+from factories import (
+    load_agreement,
+    load_examples,
+    make_actor,
+    make_agreement,
+    make_police_csv,
+    make_police_row,
+)
+from hub.auth.policies import Role
+from hub.context import Hub
+from hub.db.models import LinkageToken, Record, Upload
+from hub.errors import AgreementRefused, NotAllowed, UploadRejected
+from hub.ingest.reader import ExtractUnreadable
+from hub.ingest.service import upload_extract
+
+AGREEMENT = "dsa-police-victimizations"
+DATASET = "police_victimizations"
+
+
+def table_counts(hub: Hub) -> dict[str, int]:
+    with hub.engine.connect() as conn:
+        names = inspect(conn).get_table_names()
+        return {n: conn.execute(text(f'SELECT count(*) FROM "{n}"')).scalar_one() for n in names}
+
+
+def upload(hub: Hub, content: bytes, actor_name: str = "steward-police", **kw: object):
+    with hub.session() as s:
+        from hub.auth.service import actor_of, get_user
+
+        actor = actor_of(get_user(s, actor_name))
+    return hub.transact(
+        lambda s: upload_extract(
+            s, hub.keys, actor, agreement_id=kw.get("agreement", AGREEMENT),  # type: ignore[arg-type]
+            dataset_id=kw.get("dataset", DATASET), content=content,  # type: ignore[arg-type]
+            today=kw.get("today", hub.today()),  # type: ignore[arg-type]
+        )
+    )
+
+
+@pytest.fixture
+def police_hub(hub: Hub) -> Hub:
+    load_examples(hub)
+    make_actor(hub, "steward-police", Role.steward, "org:police")
+    make_actor(hub, "steward-hospital", Role.steward, "org:hospital")
+    return hub
+
+
+def test_an_accepted_upload_stores_every_row_and_returns_a_receipt(police_hub: Hub) -> None:
+    rows = [make_police_row(i) for i in range(1, 6)]
+    receipt = upload(police_hub, make_police_csv(rows))
+    assert receipt.status == "accepted" and receipt.rows_accepted == 5
+    assert receipt.agreement == "dsa-police-victimizations@1.0.0"
+    assert len(receipt.file_sha256) == 64 and receipt.uploader == "steward-police"
+    with police_hub.session() as s:
+        assert s.execute(select(func.count()).select_from(Record)).scalar_one() == 5
+        assert s.execute(select(func.count()).select_from(LinkageToken)).scalar_one() > 5
+
+
+def test_a_rejected_upload_changes_no_table_and_names_rule_column_and_rows(police_hub: Hub) -> None:
+    before = table_counts(police_hub)
+    rows = [make_police_row(i) for i in range(1, 6)]
+    rows[2]["victim_sex"] = "Q"  # not an allowed value
+    rows[3]["victim_dob"] = "1999-02-31"  # not a date
+    with pytest.raises(UploadRejected) as info:
+        upload(police_hub, make_police_csv(rows))
+    assert table_counts(police_hub) == before
+    findings = info.value.extra["report"]["findings"]
+    columns = {f["column"] for f in findings}
+    assert {"victim_sex", "victim_dob"} <= columns
+    sex = next(f for f in findings if f["column"] == "victim_sex")
+    assert sex["failing_rows"] == 1 and 3 in sex["first_rows"] if "first_rows" in sex else True
+    assert "Q" not in str(info.value.extra) and "1999-02-31" not in str(info.value.extra)
+
+
+def test_an_unreadable_file_is_refused_with_where(police_hub: Hub) -> None:
+    before = table_counts(police_hub)
+    with pytest.raises(ExtractUnreadable, match="line 3"):
+        upload(police_hub, make_police_csv([make_police_row(1)]) + b"a,b\n")
+    with pytest.raises(ExtractUnreadable, match="empty"):
+        upload(police_hub, b"")
+    with pytest.raises(ExtractUnreadable, match="not UTF-8"):
+        upload(police_hub, make_police_csv([make_police_row(1, victim_last_name="Nuñez")]).decode().encode("cp1252"))
+    assert table_counts(police_hub) == before
+
+
+def test_the_same_file_twice_returns_the_same_receipt_and_no_new_rows(police_hub: Hub) -> None:
+    content = make_police_csv([make_police_row(i) for i in range(1, 4)])
+    first = upload(police_hub, content)
+    counts = table_counts(police_hub)
+    again = upload(police_hub, content)
+    assert again.upload_id == first.upload_id and again.duplicate
+    assert table_counts(police_hub) == counts
+
+
+def test_a_corrected_extract_replaces_the_records_it_revises(police_hub: Hub) -> None:
+    upload(police_hub, make_police_csv([make_police_row(i) for i in range(1, 4)]))
+    fixed = [make_police_row(3, victim_age="31"), make_police_row(4)]
+    receipt = upload(police_hub, make_police_csv(fixed))
+    assert (receipt.rows_added, receipt.rows_replaced) == (1, 1)
+    with police_hub.session() as s:
+        assert s.execute(select(func.count()).select_from(Record)).scalar_one() == 4
+
+
+def test_a_steward_cannot_upload_another_agencys_dataset(police_hub: Hub) -> None:
+    with pytest.raises(NotAllowed, match="org:police"):
+        upload(police_hub, make_police_csv([make_police_row(1)]), actor_name="steward-hospital")
+
+
+def test_an_admin_acts_for_no_agency_and_cannot_upload(police_hub: Hub) -> None:
+    make_actor(police_hub, "admin", Role.admin)
+    with pytest.raises(NotAllowed):
+        upload(police_hub, make_police_csv([make_police_row(1)]), actor_name="admin")
+
+
+def test_uploads_are_refused_outside_the_agreement_dates(police_hub: Hub) -> None:
+    with pytest.raises(AgreementRefused, match="in force"):
+        upload(police_hub, make_police_csv([make_police_row(1)]), today=dt.date(2027, 7, 1))
+
+
+def test_uploads_are_refused_under_an_agreement_that_is_not_active(hub: Hub) -> None:
+    load_agreement(hub, make_agreement(status="suspended"))
+    make_actor(hub, "steward-police", Role.steward, "org:police")
+    with pytest.raises(AgreementRefused, match="suspended"):
+        upload(hub, make_police_csv([make_police_row(1)]))
+
+
+def test_uploads_must_name_the_agreement_that_governs_the_dataset(police_hub: Hub) -> None:
+    with pytest.raises(AgreementRefused, match="governed by"):
+        upload(police_hub, make_police_csv([make_police_row(1)]), agreement="dsa-referrals")
+
+
+def test_row_rules_flag_juvenile_and_domestic_rows(police_hub: Hub) -> None:
+    rows = [
+        make_police_row(1),
+        make_police_row(2, juvenile_flag="true", victim_age="16"),
+        make_police_row(3, domestic_related="true"),
+    ]
+    receipt = upload(police_hub, make_police_csv(rows))
+    assert receipt.rows_aggregate_only == 1 and receipt.rows_no_linkage == 1
+    with police_hub.session() as s:
+        flagged = s.execute(
+            select(Record.id).where(Record.aggregate_only | Record.no_linkage)
+        ).scalars().all()
+        tokens = s.execute(
+            select(func.count()).select_from(LinkageToken).where(LinkageToken.record_id.in_(flagged))
+        ).scalar_one()
+    assert len(flagged) == 2 and tokens == 0
+
+
+def test_receipts_record_the_agreement_version_and_file_hash(police_hub: Hub) -> None:
+    receipt = upload(police_hub, make_police_csv([make_police_row(1)]))
+    with police_hub.session() as s:
+        up = s.get(Upload, receipt.upload_id)
+        assert up is not None and up.agreement_version_id is not None
+        assert up.file_sha256 == receipt.file_sha256
