@@ -110,7 +110,7 @@ def privacy_statement(release: dict[str, Any]) -> str:
         "data. That is the loss of this release alone; the agreement's privacy budget caps the "
         "total over all releases.",
         "The protection is per linked person: records from different agencies are joined into "
-        "pseudonymous person ids by probabilistic linkage, and a person whom linkage wrongly "
+        "pseudonymous person ids by record linkage on keyed tokens, and a person whom linkage wrongly "
         f"splits into k ids is protected only at {group}.",
     ]
     split = _number(release.get("linkage_split_rate"))

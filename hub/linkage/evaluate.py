@@ -138,6 +138,14 @@ def _cluster_quality(items: list[tuple[str, str, str]]) -> dict[str, float | int
     truth = {frozenset(s) for s in true_sets.values()}
     pred = {frozenset(s) for s in pred_sets.values()}
     exact = len(truth & pred)
+    # A person is split when their records carry more than one person id; a predicted person
+    # is merged when it holds records of more than one true person. Splits weaken the DP
+    # guarantee (a person split in k counts k times), so releases report this rate.
+    pred_of = {i: p for i, (_, _, p) in enumerate(items)}
+    true_of = {i: t for i, (_, t, _) in enumerate(items)}
+    multi = sum(1 for s in true_sets.values() if len(s) > 1)
+    split = sum(1 for s in true_sets.values() if len(s) > 1 and len({pred_of[i] for i in s}) > 1)
+    merged = sum(1 for s in pred_sets.values() if len({true_of[i] for i in s}) > 1)
     precision = exact / len(pred) if pred else 1.0
     recall = exact / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -148,5 +156,6 @@ def _cluster_quality(items: list[tuple[str, str, str]]) -> dict[str, float | int
         "precision": round(precision, 6),
         "recall": round(recall, 6),
         "f1": round(f1, 6),
-        "split_rate": round(1 - recall, 6),
+        "split_rate": round(split / multi, 6) if multi else 0.0,
+        "merge_rate": round(merged / len(pred), 6) if pred else 0.0,
     }

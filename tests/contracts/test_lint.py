@@ -27,8 +27,10 @@ def test_a_broken_agreement_reports_every_problem_at_once_with_path_and_line() -
     text = text.replace("expiry_date: 2027-06-30", "expiry_date: 2024-01-01")
     text = text.replace("budget_share: 0.4", "budget_share: 0.7")
     text = text.replace("[month, victimization_type]", "[month, block_address, not_a_field]")
-    text = text.replace("type: string, class: free_text, use: none, transform: drop",
-                        "type: string, class: free_text, use: none, transform: keep")
+    text = text.replace(
+        "type: string, class: free_text, use: none, transform: drop",
+        "type: string, class: free_text, use: none, transform: keep",
+    )
     _, problems = parse_agreement(text, "broken.yaml")
     by_path = {p.path: p for p in problems}
     assert "agreement.expiry_date" in by_path
