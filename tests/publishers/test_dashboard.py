@@ -68,7 +68,7 @@ def test_privacy_statement_states_the_linkage_caveat_for_each_model(tmp_path):
     zcdp = render(tmp_path, [make_published()])
     assert "k² × ρ" in zcdp and "splits into k ids" in zcdp
     pure = render(tmp_path, [make_published(HOSPITAL, "ed_assault_monthly")])
-    assert "k × ε" in pure and "ε = 0.5" in pure
+    assert "k × ε" in pure and "ε = 1" in pure
     split = render(tmp_path, [make_published(linkage_split_rate=0.031)])
     assert "3.1%" in split
 
