@@ -1,7 +1,7 @@
 """Throughput of validate_extract on the police example extract (25 columns); prints JSON.
 
-Run: ``.venv/bin/python tests/validators/bench_validate.py [rows ...]`` (default 100000).
-Not collected by pytest. Times exclude the one-off great-expectations import and first run.
+Run: ``.venv/bin/python bench/bench_validate.py [rows ...]`` (default 100000), or ``make bench``.
+Times exclude the one-off great-expectations import and first run.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[1])]
+sys.path[:0] = [str(HERE.parent / "tests" / "validators"), str(HERE.parent)]
 
 from validator_factories import make_example_dataset, make_police_frame  # noqa: E402
 
