@@ -109,8 +109,9 @@ def privacy_statement(release: dict[str, Any]) -> str:
         "added, so the release reveals very little about whether any one person is in the "
         "data. That is the loss of this release alone; the agreement's privacy budget caps the "
         "total over all releases.",
-        "The protection is per linked person: records from different agencies are joined into "
-        "pseudonymous person ids by record linkage on keyed tokens, and a person whom linkage wrongly "
+        "The protection is per linked person: records from different agencies are joined "
+        "into pseudonymous person ids by record linkage on keyed tokens, and a person whom "
+        "linkage wrongly "
         f"splits into k ids is protected only at {group}.",
     ]
     split = _number(release.get("linkage_split_rate"))

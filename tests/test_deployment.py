@@ -32,8 +32,9 @@ def test_keys_are_secrets_not_environment_values_or_image_layers() -> None:
     hub = compose["services"]["hub"]
     assert "hub_key" in hub["secrets"]
     assert hub["environment"]["HUB_KEY_FILE"] == "/run/secrets/hub_key"
-    assert all("KEY=" not in str(v) and "PASSWORD=" not in str(v)
-               for v in hub["environment"].values())
+    assert all(
+        "KEY=" not in str(v) and "PASSWORD=" not in str(v) for v in hub["environment"].values()
+    )
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "hub.key" not in dockerfile and "COPY var" not in dockerfile
 

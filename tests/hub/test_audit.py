@@ -24,9 +24,7 @@ def test_editing_an_event_breaks_the_chain_at_that_event(hub: Hub) -> None:
     make_events(hub, 5)
     with hub.session() as s:
         s.execute(
-            update(AuditEvent)
-            .where(AuditEvent.seq == 3)
-            .values(payload=AuditEvent.payload + " ")
+            update(AuditEvent).where(AuditEvent.seq == 3).values(payload=AuditEvent.payload + " ")
         )
     with hub.session() as s:
         check = audit.verify(s)

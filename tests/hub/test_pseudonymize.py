@@ -75,8 +75,16 @@ def test_stored_values_hold_no_direct_identifier_and_transforms_apply() -> None:
     raw = make_police_row(7)
     out = p.row(dict(raw))
     dumped = repr(out.values)
-    for field in ("victim_first_name", "victim_last_name", "victim_dob", "victim_home_address",
-                  "narrative", "block_address", "latitude", "victim_middle_initial"):
+    for field in (
+        "victim_first_name",
+        "victim_last_name",
+        "victim_dob",
+        "victim_home_address",
+        "narrative",
+        "block_address",
+        "latitude",
+        "victim_middle_initial",
+    ):
         assert field not in out.values
     for value in ("Marquise", "Whitfield", "1999-04-17", "1234 N Example St", "V2026-000007"):
         assert value not in dumped
