@@ -5,10 +5,17 @@ Order matters (invariants 3 and 4):
 1. the request is checked against the agreement (approved aggregate, allowed recipient, in force);
 2. an identical earlier request (same aggregate, agreement version, recipient, window and the
    same uploads) returns the stored release — the hub never re-noises a query;
-3. otherwise the release is computed by ``publishers`` (OpenDP), the budget is debited with a
-   conditional UPDATE that cannot overspend even under concurrency, and the release, its debits
-   and its sources are stored — all in the caller's transaction. The caller returns the release
-   only after that transaction commits.
+3. otherwise the release is computed by ``publishers`` (OpenDP) and its row is inserted, which
+   claims the request's unique hash; then the budget is debited with a conditional UPDATE that
+   cannot overspend even under concurrency, and the debits, sources and audit event are stored —
+   all in the caller's transaction. The caller returns the release only after that transaction
+   commits, and rolls it back on any error (a refused request leaves nothing behind).
+
+Why the hash is claimed before the debit: two identical requests racing on PostgreSQL both miss
+the cache; the second's insert waits on the first's uncommitted row and fails with an
+``IntegrityError`` once it commits, and :meth:`hub.context.Hub.transact` runs it again to find
+the stored release. Debiting first would let the second be refused for want of budget when the
+first took the last of it, although the release it asked for exists.
 """
 
 from __future__ import annotations
@@ -72,12 +79,23 @@ def default_window(today: dt.date, months: int = 24) -> tuple[dt.date, dt.date]:
 
 
 def check_recipient(spec: Agreement, recipient: str) -> None:
+    """Refuse a recipient the agreement denies or does not list; say who may receive."""
     out = spec.outputs
-    if recipient in out.recipients_denied or recipient not in out.recipients_allowed:
-        raise NotAllowed(
-            f"{spec.ref} does not allow releases to {recipient!r}; allowed: "
-            f"{', '.join(out.recipients_allowed)}"
-        )
+    allowed = [r for r in out.recipients_allowed if r not in out.recipients_denied]
+    if recipient in allowed:
+        return
+    verb = "denies" if recipient in out.recipients_denied else "does not allow"
+    raise NotAllowed(
+        f"{spec.ref} {verb} releases to {recipient!r}; allowed: {', '.join(allowed) or 'none'}"
+    )
+
+
+def can_release_to(spec: Agreement, recipient: str) -> bool:
+    try:
+        check_recipient(spec, recipient)
+    except NotAllowed:
+        return False
+    return True
 
 
 def _uploads_of(session: Session, dataset_id: str) -> list[str]:
@@ -129,11 +147,20 @@ def _account(session: Session, agreement_id: str, period_key: str, unit: str, ca
     dialect = session.get_bind().dialect.name
     stmt = (pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)).values(values)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["agreement_id", "period_key"]))
-    return session.execute(
+    account_id = session.execute(
         select(BudgetAccount.id).where(
             BudgetAccount.agreement_id == agreement_id, BudgetAccount.period_key == period_key
         )
     ).scalar_one()
+    # Accounts belong to the agreement, not to a version: an amended budget applies to the
+    # period and lifetime accounts already open, or amending would never take effect.
+    session.execute(
+        update(BudgetAccount)
+        .where(BudgetAccount.id == account_id, BudgetAccount.cap != cap)
+        .values(cap=cap)
+        .execution_options(synchronize_session=False)
+    )
+    return account_id
 
 
 def debit(session: Session, spec: Agreement, amount: float, today: dt.date) -> list[int]:
@@ -142,7 +169,8 @@ def debit(session: Session, spec: Agreement, amount: float, today: dt.date) -> l
 
     The check and the charge are one ``UPDATE ... WHERE spent + amount <= cap``: PostgreSQL takes
     a row lock and re-checks the condition after any concurrent update commits, so concurrent
-    releases can never overspend. A refusal raises before anything is stored.
+    releases can never overspend. A refusal raises :class:`BudgetExhausted`; the caller's
+    rollback undoes a period charge made before the lifetime account refused.
     """
     budget = spec.outputs.privacy.budget
     unit = "rho" if spec.outputs.privacy.model == "zcdp" else "epsilon"
@@ -155,15 +183,22 @@ def debit(session: Session, spec: Agreement, amount: float, today: dt.date) -> l
             .where(BudgetAccount.id == account_id)
             .where(BudgetAccount.spent + amount <= BudgetAccount.cap + 1e-12)
             .values(spent=BudgetAccount.spent + amount)
+            .execution_options(synchronize_session=False)
         )
         if charged.rowcount != 1:  # type: ignore[attr-defined]
-            account = session.get(BudgetAccount, account_id)
-            left = (account.cap - account.spent) if account else 0.0
-            what = "lifetime" if key == LIFETIME else f"period {key}"
+            cap_now, spent_now = session.execute(
+                select(BudgetAccount.cap, BudgetAccount.spent).where(BudgetAccount.id == account_id)
+            ).one()
+            # Sums of float debits drift by ~1e-16; never report "-1.1e-16 left".
+            left = max(0.0, round(cap_now - spent_now, 9))  # not -0.0
+            if key == LIFETIME:
+                what, then = "lifetime", "ask legal staff to amend the agreement's lifetime budget"
+            else:
+                what = f"period {key}"
+                then = "wait for the next period or ask legal staff to amend the agreement's budget"
             raise BudgetExhausted(
                 f"{spec.ref}: the {what} privacy budget has {left:.4g} {unit} left and this "
-                f"release needs {amount:.4g}; wait for the next period or ask legal staff to "
-                "amend the agreement's budget",
+                f"release needs {amount:.4g}; {then}",
                 remaining=left,
                 needed=amount,
             )
@@ -208,7 +243,6 @@ def request_release(
     )
     release_id = uuid.uuid4().hex
     cost = privacy_cost(gov.spec, req.aggregate_id)
-    accounts = debit(session, gov.spec, cost, today)
     run = session.execute(
         select(LinkageRun).order_by(LinkageRun.id.desc()).limit(1)
     ).scalar_one_or_none()
@@ -244,7 +278,8 @@ def request_release(
     session.add(
         ReleaseSource(release_id=release_id, agreement_version_id=gov.row.id, upload_ids=uploads)
     )
-    session.flush()
+    session.flush()  # claims request_hash; an identical request in flight fails here, retries
+    accounts = debit(session, gov.spec, cost, today)
     session.add_all(BudgetDebit(account_id=a, release_id=release_id, amount=cost) for a in accounts)
     session.flush()
     audit.append(
