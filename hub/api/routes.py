@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from hub.agreements.service import current_versions
 from hub.auth.policies import Permission, Role, check_permission
-from hub.errors import InvalidRequest
-from hub.ingest.service import list_receipts, upload_extract
+from hub.ingest.service import Receipt, list_receipts, upload_extract
 from hub.linkage.service import run_linkage
 from hub.releases.service import (
     ReleaseRequest,
@@ -24,45 +25,44 @@ from hub.releases.service import (
 from hub.releases.views import catalogue_entries, release_view
 
 from .deps import ActorDep, HubDep
+from .forms import UPLOAD_FORM_OPENAPI, read_extract_form
 
 router = APIRouter()
-CHUNK = 1 << 20
 
 
 # --- uploads ----------------------------------------------------------------------------------
 
 
-@router.post("/uploads", status_code=status.HTTP_201_CREATED, tags=["uploads"])
-def create_upload(
-    hub: HubDep,
-    actor: ActorDep,
-    file: Annotated[UploadFile, File(description="The extract (CSV)")],
-    agreement_id: Annotated[str, Form(description="Agreement id")],
-    dataset_id: Annotated[str, Form(description="Dataset id")],
-    response: Response,
+@router.post(
+    "/uploads",
+    status_code=status.HTTP_201_CREATED,
+    tags=["uploads"],
+    openapi_extra=UPLOAD_FORM_OPENAPI,
+)
+async def create_upload(
+    request: Request, hub: HubDep, actor: ActorDep, response: Response
 ) -> dict[str, Any]:
-    """Upload an extract for one dataset of one agreement. Returns the receipt; a rejected file
-    gets 422 with a validation report naming rule, column, count and row numbers (never values),
-    and nothing is stored. The same file twice returns the first receipt (200)."""
-    limit = hub.settings.max_upload_bytes
-    parts, size = [], 0
-    while chunk := file.file.read(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise InvalidRequest(f"the file is larger than the {limit}-byte upload limit")
-        parts.append(chunk)
-    content = b"".join(parts)
-    receipt = hub.transact(
-        lambda s: upload_extract(
+    """Upload an extract (multipart form: `file`, `agreement_id`, `dataset_id`) for one dataset
+    of one agreement; stewards only, for their own agency's datasets. Returns the receipt (201).
+    A rejected file gets 422 with a validation report naming rule, column, count and row numbers
+    (never values), and nothing is stored. The same file twice returns the first receipt (200).
+    A file over the hub's upload limit gets 413. The file is held in memory only, never written
+    to disk."""
+    check_permission(actor, Permission.uploads_create)
+    form = await read_extract_form(request, hub.settings.max_upload_bytes)
+
+    def work(s: Session) -> Receipt:
+        return upload_extract(
             s,
             hub.keys,
             actor,
-            agreement_id=agreement_id,
-            dataset_id=dataset_id,
-            content=content,
+            agreement_id=form.agreement_id,
+            dataset_id=form.dataset_id,
+            content=form.content,
             today=hub.today(),
         )
-    )
+
+    receipt = await run_in_threadpool(hub.transact, work)
     if receipt.duplicate:
         response.status_code = status.HTTP_200_OK
     return receipt.to_dict()
@@ -161,14 +161,19 @@ def create_release(
 
 @router.get("/releases", tags=["releases"])
 def releases(hub: HubDep, actor: ActorDep) -> list[dict[str, Any]]:
-    """Every release, newest last."""
+    """Every release, oldest first, as published: noisy cells, mechanism, privacy loss, accuracy
+    and the agreements they came from. Nothing else leaves the hub."""
     with hub.session() as s:
         return [release_view(r, True) for r in list_releases(s, actor)]
 
 
 @router.get("/releases/{release_id}", tags=["releases"])
-def release(hub: HubDep, actor: ActorDep, release_id: str) -> dict[str, Any]:
-    """One release by id."""
+def release(
+    hub: HubDep,
+    actor: ActorDep,
+    release_id: Annotated[str, Path(description="A release id from POST or GET /releases")],
+) -> dict[str, Any]:
+    """One release by id, exactly as it was first published (404 if there is none)."""
     with hub.session() as s:
         return release_view(get_release(s, actor, release_id), True)
 

@@ -9,15 +9,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from contracts.loader import AgreementInvalid, parse_agreement
 from hub.errors import HubError
+from publishers.errors import PublisherError
+
+if TYPE_CHECKING:
+    from hub.auth.policies import Actor
+    from hub.context import Hub
 
 app = typer.Typer(
     help="OVP Hub: agreements as code, pseudonymized ingest, linkage, DP releases.",
@@ -49,7 +55,7 @@ def emit(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def fail(message: str, extra: dict[str, Any] | None = None, code: int = 1) -> None:
+def fail(message: str, extra: dict[str, Any] | None = None, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     if extra:
         typer.echo(json.dumps(extra, indent=2, default=str), err=True)
@@ -67,6 +73,8 @@ def handles_errors(fn: F) -> F:
             fail(exc.detail, exc.extra or None, 2 if exc.status_code == 422 else 1)
         except AgreementInvalid as exc:
             fail("the agreement has problems:\n" + "\n".join(f"  {p}" for p in exc.problems))
+        except PublisherError as exc:
+            fail(str(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -80,15 +88,21 @@ def main(
     State["as"] = as_user
 
 
-def hub_and_actor() -> tuple[Any, Any]:
+@contextmanager
+def acting() -> Iterator[tuple[Hub, Actor]]:
+    """The hub from ``HUB_*`` settings and the user the command acts as (``--as``). The
+    database engine is disposed of when the command ends."""
+    from hub import context
     from hub.auth.service import actor_of, ensure_admin, get_user
-    from hub.context import build_hub
 
-    hub = build_hub()
-    with hub.session() as s:
-        user = ensure_admin(s) if State["as"] == "admin" else get_user(s, State["as"])
-        actor = actor_of(user)
-    return hub, actor
+    hub = context.build_hub()
+    try:
+        with hub.session() as s:
+            user = ensure_admin(s) if State["as"] == "admin" else get_user(s, State["as"])
+            actor = actor_of(user)
+        yield hub, actor
+    finally:
+        hub.engine.dispose()
 
 
 # --- agreements -------------------------------------------------------------------------------
@@ -132,7 +146,10 @@ def agreements_schema() -> None:
 @handles_errors
 def agreements_load(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Agreement files (default: the shipped examples)")
+        list[Path] | None,
+        typer.Argument(
+            help="Agreement files (default: the shipped examples)", exists=True, dir_okay=False
+        ),
     ] = None,
 ) -> None:
     """Lint and register agreement versions (legal and admin only)."""
@@ -140,20 +157,20 @@ def agreements_load(
     from hub.agreements.service import register_file
     from hub.auth.policies import Permission, check_permission
 
-    hub, actor = hub_and_actor()
-    check_permission(actor, Permission.agreements_write)
-    out = []
-    with hub.session() as s:
-        for path in paths or example_agreement_paths():
-            row, created = register_file(s, path, actor.label)
-            out.append(
-                {
-                    "agreement": f"{row.agreement_id}@{row.version}",
-                    "status": row.status,
-                    "sha256": row.sha256,
-                    "created": created,
-                }
-            )
+    with acting() as (hub, actor):
+        check_permission(actor, Permission.agreements_write)
+        out = []
+        with hub.session() as s:
+            for path in paths or example_agreement_paths():
+                row, created = register_file(s, path, actor.label)
+                out.append(
+                    {
+                        "agreement": f"{row.agreement_id}@{row.version}",
+                        "status": row.status,
+                        "sha256": row.sha256,
+                        "created": created,
+                    }
+                )
     emit(out)
 
 
@@ -164,9 +181,8 @@ def agreements_list() -> None:
     from hub.agreements.service import current_versions
     from hub.auth.policies import Permission, check_permission
 
-    hub, actor = hub_and_actor()
-    check_permission(actor, Permission.agreements_read)
-    with hub.session() as s:
+    with acting() as (hub, actor), hub.session() as s:
+        check_permission(actor, Permission.agreements_read)
         emit(
             [
                 {
@@ -204,14 +220,15 @@ def users_add(
         role_value = Role(role)
     except ValueError:
         fail(f"unknown role {role!r}; choose steward, analyst, legal or admin")
-    hub, actor = hub_and_actor()
-    check_permission(actor, Permission.users_manage)
-    with hub.session() as s:
-        event = audit.Event(
-            actor.label, "user.create", f"user:{name}", {"role": role, "party": party}
-        )
-        user = create_user(s, name, role_value, party, event)
-        emit({"user": user.name, "role": user.role, "party": user.party_id})
+    with acting() as (hub, actor):
+        check_permission(actor, Permission.users_manage)
+        with hub.session() as s:
+            event = audit.Event(
+                actor.label, "user.create", f"user:{name}", {"role": role, "party": party}
+            )
+            user = create_user(s, name, role_value, party, event)
+            created = {"user": user.name, "role": user.role, "party": user.party_id}
+    emit(created)
 
 
 @users_app.command("token")
@@ -225,17 +242,18 @@ def users_token(
     from hub.auth.policies import Permission, check_permission
     from hub.auth.service import get_user, issue_token
 
-    hub, actor = hub_and_actor()
-    check_permission(actor, Permission.users_manage)
-    with hub.session() as s:
-        user = get_user(s, name)
-        token = issue_token(
-            s,
-            user,
-            label,
-            audit.Event(actor.label, "token.issue", f"user:{name}", {"label": label}),
-        )
+    with acting() as (hub, actor):
+        check_permission(actor, Permission.users_manage)
+        with hub.session() as s:
+            user = get_user(s, name)
+            token = issue_token(
+                s,
+                user,
+                label,
+                audit.Event(actor.label, "token.issue", f"user:{name}", {"label": label}),
+            )
     typer.echo(token)
+    typer.echo("store it now: the hub keeps only its hash and cannot show it again", err=True)
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -244,14 +262,25 @@ def users_token(
 @app.command("synth")
 def synth(
     out: Annotated[Path, typer.Option(help="Directory to write the extracts to")],
-    people: Annotated[int, typer.Option(help="Size of the synthetic population")] = 2000,
+    people: Annotated[int, typer.Option(help="Size of the synthetic population", min=0)] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files")] = 1,
 ) -> None:
     """Write synthetic extracts for the four example partners, plus truth.csv."""
     from hub.synth import generate
 
     summary = generate(out, people=people, seed=seed)
-    emit(summary.to_dict() if hasattr(summary, "to_dict") else str(summary))
+    emit(
+        {
+            "out_dir": summary.out_dir,
+            "seed": summary.seed,
+            "window": [summary.window_start, summary.window_end],
+            "people": summary.people,
+            "people_in_two_or_more": summary.people_in_two_or_more,
+            "rows": dict(summary.row_counts),
+            "files": {ds: str(path) for ds, path in summary.paths.items()},
+            "truth": summary.truth_path,
+        }
+    )
 
 
 @app.command("upload")
@@ -266,55 +295,56 @@ def upload(
 
     if not file.is_file():
         fail(f"no such file: {file}")
-    hub, actor = hub_and_actor()
-    content = file.read_bytes()
-    receipt = hub.transact(
-        lambda s: upload_extract(
-            s,
-            hub.keys,
-            actor,
-            agreement_id=agreement,
-            dataset_id=dataset,
-            content=content,
-            today=hub.today(),
+    with acting() as (hub, actor):
+        content = file.read_bytes()
+        receipt = hub.transact(
+            lambda s: upload_extract(
+                s,
+                hub.keys,
+                actor,
+                agreement_id=agreement,
+                dataset_id=dataset,
+                content=content,
+                today=hub.today(),
+            )
         )
-    )
     emit(receipt.to_dict())
 
 
 @link_app.command("run")
 @handles_errors
 def link_run() -> None:
-    """Link records across permitted datasets into pseudonymous person ids."""
+    """Link records across permitted datasets into pseudonymous person ids (admin only)."""
     from hub.auth.policies import Permission, check_permission
     from hub.linkage.service import run_linkage
 
-    hub, actor = hub_and_actor()
-    check_permission(actor, Permission.linkage_run)
-    with hub.session() as s:
-        emit(run_linkage(s, actor.label, hub.today()).to_dict())
+    with acting() as (hub, actor):
+        check_permission(actor, Permission.linkage_run)
+        summary = hub.transact(lambda s: run_linkage(s, actor.label, hub.today()))
+    emit(summary.to_dict())
 
 
 @link_app.command("evaluate")
 @handles_errors
 def link_evaluate(
-    truth: Annotated[Path, typer.Option(help="truth.csv: dataset, record_id, person_id")],
+    truth: Annotated[
+        Path,
+        typer.Option(help="truth.csv: dataset, record_id, person_id", exists=True, dir_okay=False),
+    ],
 ) -> None:
     """Precision, recall and F1 of the current linkage against a ground truth, as JSON."""
     from hub.auth.policies import Permission, check_permission
     from hub.linkage.evaluate import evaluate
 
-    hub, actor = hub_and_actor()
-    check_permission(actor, Permission.linkage_evaluate)
-    with hub.session() as s:
-        emit(evaluate(s, hub.keys, truth))
+    with acting() as (hub, actor), hub.session() as s:
+        check_permission(actor, Permission.linkage_evaluate)
+        quality = evaluate(s, hub.keys, truth)
+    emit(quality)
 
 
 # --- releases ---------------------------------------------------------------------------------
 
-
-def _date(value: str | None) -> dt.date | None:
-    return dt.date.fromisoformat(value) if value else None
+DATE = ["%Y-%m-%d"]
 
 
 @app.command("release")
@@ -324,10 +354,12 @@ def release(
         str, typer.Argument(help="An approved aggregate, see `ovphub catalogue`")
     ],
     start: Annotated[
-        str | None, typer.Option(help="Window start YYYY-MM-DD (default: 24 months)")
+        dt.datetime | None,
+        typer.Option(formats=DATE, help="Window start YYYY-MM-DD (default: 24 months back)"),
     ] = None,
     end: Annotated[
-        str | None, typer.Option(help="Window end YYYY-MM-DD (default: last month's end)")
+        dt.datetime | None,
+        typer.Option(formats=DATE, help="Window end YYYY-MM-DD (default: last month's end)"),
     ] = None,
     recipient: Annotated[str, typer.Option(help="Who receives it (must be allowed)")] = "public",
 ) -> None:
@@ -335,45 +367,58 @@ def release(
     from hub.releases.service import ReleaseRequest, default_window, request_release
     from hub.releases.views import release_view
 
-    hub, actor = hub_and_actor()
-    d_start, d_end = default_window(hub.today())
-    req = ReleaseRequest(aggregate_id, _date(start) or d_start, _date(end) or d_end, recipient)
-    emit(hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today()))))
+    with acting() as (hub, actor):
+        d_start, d_end = default_window(hub.today())
+        req = ReleaseRequest(
+            aggregate_id,
+            start.date() if start else d_start,
+            end.date() if end else d_end,
+            recipient,
+        )
+        view = hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today())))
+    emit(view)
 
 
 @app.command("catalogue")
 @handles_errors
 def catalogue() -> None:
-    """Every aggregate the agreements approve."""
+    """Every aggregate the agreements approve, with its privacy cost per release."""
+    from hub.auth.policies import Permission, check_permission
     from hub.releases.views import catalogue_entries
 
-    hub, _ = hub_and_actor()
-    with hub.session() as s:
-        emit(catalogue_entries(s))
+    with acting() as (hub, actor), hub.session() as s:
+        check_permission(actor, Permission.releases_read)
+        entries = catalogue_entries(s)
+    emit(entries)
 
 
 @app.command("budget")
 @handles_errors
 def budget() -> None:
     """Privacy budget spent and remaining, per agreement and period."""
+    from hub.auth.policies import Permission, check_permission
     from hub.releases.service import budget_status
 
-    hub, _ = hub_and_actor()
-    with hub.session() as s:
-        emit(budget_status(s))
+    with acting() as (hub, actor), hub.session() as s:
+        check_permission(actor, Permission.releases_read)
+        status = budget_status(s)
+    emit(status)
 
 
 @app.command("dashboard")
 @handles_errors
 def dashboard(
-    out: Annotated[Path, typer.Option(help="Directory for index.html")] = Path("var/dashboard"),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Directory for index.html (default: HUB_DATA_DIR/dashboard)"),
+    ] = None,
 ) -> None:
     """Write the static public dashboard of all releases."""
     from hub.releases.views import write_dashboard
 
-    hub, actor = hub_and_actor()
-    with hub.session() as s:
-        typer.echo(str(write_dashboard(s, actor, out)))
+    with acting() as (hub, actor), hub.session() as s:
+        index = write_dashboard(s, actor, out or hub.settings.data_dir / "dashboard")
+    typer.echo(str(index))
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -382,11 +427,18 @@ def dashboard(
 @db_app.command("upgrade")
 @handles_errors
 def db_upgrade() -> None:
-    """Create or migrate the database to the latest schema."""
-    from hub.context import build_hub
+    """Create or migrate the database to the latest schema (needs no key file)."""
+    from hub.db.migrate import upgrade
+    from hub.db.session import make_engine
+    from hub.settings import Settings
 
-    hub = build_hub()
-    typer.echo(f"database at {hub.engine.url.render_as_string(hide_password=True)} is up to date")
+    engine = make_engine(Settings().resolved_database_url)
+    try:
+        upgrade(engine)
+        where = engine.url.render_as_string(hide_password=True)
+    finally:
+        engine.dispose()
+    typer.echo(f"database at {where} is up to date")
 
 
 @keys_app.command("init")
@@ -406,8 +458,7 @@ def audit_verify() -> None:
     """Recompute the audit log's hash chain; exit 1 if it was tampered with."""
     from hub import audit
 
-    hub, _ = hub_and_actor()
-    with hub.session() as s:
+    with acting() as (hub, _), hub.session() as s:
         check = audit.verify(s)
     emit(check.__dict__)
     if not check.ok:
@@ -417,7 +468,7 @@ def audit_verify() -> None:
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
 ) -> None:
     """Start the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -429,7 +480,7 @@ def serve(
 @handles_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Demo directory (recreated)")] = Path("var/demo"),
-    people: Annotated[int, typer.Option(help="Synthetic population size")] = 2000,
+    people: Annotated[int, typer.Option(help="Synthetic population size", min=0)] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
 ) -> None:
     """The whole flow on a fresh SQLite database, with a summary of what happened."""

@@ -1,0 +1,95 @@
+"""Invariant 2 over HTTP: an analyst gets differentially private releases and catalogue
+metadata, never a row, a token, a record key or a person id."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+
+from hub.context import Hub
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+Auth = dict[str, dict[str, str]]
+HEX64 = re.compile(r"[0-9a-f]{64}")
+RAW_COLUMNS = (
+    "victimization_id",
+    "case_number",
+    "victim_first_name",
+    "victim_last_name",
+    "victim_dob",
+    "victim_home_address",
+    "block_address",
+    "narrative",
+)
+
+
+def stored_secrets(hub: Hub) -> set[str]:
+    """Tokens, record keys, keyed-hash values and person ids the hub holds."""
+    with hub.engine.connect() as conn:
+        found = set(conn.execute(text("SELECT token FROM linkage_tokens")).scalars())
+        found |= set(conn.execute(text("SELECT record_key FROM records")).scalars())
+        found |= set(conn.execute(text("SELECT person_id FROM person_links")).scalars())
+        for values in conn.execute(text('SELECT "values" FROM records')).scalars():
+            found |= set(HEX64.findall(str(values)))
+    return found
+
+
+def raw_values(extract: Path) -> set[str]:
+    with extract.open(newline="", encoding="utf-8") as fh:
+        return {row[c] for row in csv.DictReader(fh) for c in RAW_COLUMNS if len(row[c]) >= 6}
+
+
+def agreement_hashes(client: TestClient, auth: Auth) -> set[str]:
+    return {a["sha256"] for a in client.get("/api/v1/agreements", headers=auth["admin"]).json()}
+
+
+def analyst_get_paths(client: TestClient, release_id: str) -> list[str]:
+    """Every GET route in the OpenAPI document, with a real release id filled in."""
+    paths = client.get("/openapi.json").json()["paths"]
+    return [p.replace("{release_id}", release_id) for p, ops in paths.items() if "get" in ops]
+
+
+def test_no_get_route_gives_an_analyst_a_record_value_token_or_person_id(
+    linked: TestClient, auth: Auth, api_hub: Hub, extracts: Path
+) -> None:
+    release = linked.post(
+        "/api/v1/releases", headers=auth["analyst"], json={"aggregate_id": "viol_demog_qtr"}
+    )
+    assert release.status_code == 201
+    secrets = stored_secrets(api_hub)
+    raw = raw_values(extracts / "police_victimizations.csv")
+    assert len(secrets) > 500 and len(raw) > 100  # the scan has something to find
+    public_hashes = agreement_hashes(linked, auth)
+
+    answers = {"POST /api/v1/releases": release.text}
+    for path in analyst_get_paths(linked, release.json()["id"]):
+        response = linked.get(path, headers=auth["analyst"])
+        assert response.status_code in (200, 403), (path, response.status_code)
+        if response.status_code == 403:
+            assert path in ("/api/v1/uploads", "/api/v1/agreements")
+        answers[f"GET {path}"] = response.text
+    assert {"GET /api/v1/catalogue", "GET /api/v1/budget", "GET /api/v1/releases"} <= set(answers)
+
+    for where, body in answers.items():
+        assert not [s for s in secrets if s in body], where
+        assert not [v for v in raw if v in body], where
+        assert set(HEX64.findall(body)) <= public_hashes, where
+        assert not re.search(r"\bp[0-9a-f]{23}\b", body), where  # person id shape
+
+
+def test_the_scan_would_catch_a_token_in_an_answer(
+    linked: TestClient, auth: Auth, api_hub: Hub
+) -> None:
+    """Guard for the guard: the stored secrets are the strings the database really holds."""
+    secrets = stored_secrets(api_hub)
+    with api_hub.engine.connect() as conn:
+        token = conn.execute(text("SELECT token FROM linkage_tokens LIMIT 1")).scalar_one()
+        person = conn.execute(text("SELECT person_id FROM person_links LIMIT 1")).scalar_one()
+    assert token in secrets and person in secrets
+    assert re.search(r"\bp[0-9a-f]{23}\b", f'{{"person": "{person}"}}')

@@ -1,0 +1,358 @@
+"""``ovphub`` as a user runs it: one scenario per test, on a SQLite hub in a temporary directory
+configured through ``HUB_*`` variables (the CLI builds its hub from the environment)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from sqlalchemy import create_engine, text
+from typer.testing import CliRunner, Result
+
+from factories import make_police_csv, make_police_row
+from hub import context
+from hub.cli.main import app
+
+TODAY = dt.date(2026, 11, 15)  # the synthetic data's reporting date, inside the agreements
+POLICE = ("--agreement", "dsa-police-victimizations", "--dataset", "police_victimizations")
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``HUB_*`` pointing into ``tmp_path``, and the hub's clock pinned to :data:`TODAY`."""
+    data = tmp_path / "var"
+    monkeypatch.setenv("HUB_DATA_DIR", str(data))
+    monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite:///{data / 'hub.db'}")
+    monkeypatch.setenv("HUB_KEY_FILE", str(tmp_path / "keys" / "hub.key"))
+    monkeypatch.delenv("HUB_ENVIRONMENT", raising=False)
+    build = context.build_hub
+
+    def pinned(*args: Any, **kwargs: Any) -> context.Hub:
+        hub = build(*args, **kwargs)
+        hub.today = lambda: TODAY
+        return hub
+
+    monkeypatch.setattr(context, "build_hub", pinned)
+    return data
+
+
+@pytest.fixture
+def run(env: Path) -> Run:
+    """``run("users", "add", ...)``: invoke ``ovphub``; fail on a traceback."""
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> Result:
+        result = runner.invoke(app, list(args))
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        assert result.exit_code == code, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.output
+        return result
+
+    return invoke
+
+
+@pytest.fixture(scope="module")
+def extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hub.synth import generate
+
+    out = tmp_path_factory.mktemp("cli-extracts")
+    generate(out, people=150, seed=9)
+    return out
+
+
+@pytest.fixture
+def ready(run: Run) -> Run:
+    """Agreements loaded, a police steward and an analyst created."""
+    run("agreements", "load")
+    run("users", "add", "steward-police", "--role", "steward", "--party", "org:police")
+    run("users", "add", "analyst", "--role", "analyst")
+    return run
+
+
+@pytest.fixture
+def linked(ready: Run, extracts: Path) -> Run:
+    """The police extract uploaded and linked."""
+    ready("--as", "steward-police", "upload", str(extracts / "police_victimizations.csv"), *POLICE)
+    ready("link", "run")
+    return ready
+
+
+def db(env: Path) -> Any:
+    return create_engine(f"sqlite:///{env / 'hub.db'}")
+
+
+# --- agreements and users ---------------------------------------------------------------------
+
+
+def test_agreements_load_registers_the_examples_once(run: Run) -> None:
+    first = json.loads(run("agreements", "load").stdout)
+    assert len(first) == 4 and all(a["created"] and a["status"] == "active" for a in first)
+    again = json.loads(run("agreements", "load").stdout)
+    assert [a["created"] for a in again] == [False] * 4
+
+
+def test_agreements_load_refuses_a_missing_file_without_a_traceback(run: Run) -> None:
+    result = run("agreements", "load", "no-such.yaml", code=2)
+    assert "no-such.yaml" in result.stderr
+
+
+def test_users_add_creates_a_steward_for_an_agency(run: Run) -> None:
+    run("agreements", "load")
+    out = run("users", "add", "steward-police", "--role", "steward", "--party", "org:police")
+    assert json.loads(out.stdout) == {
+        "user": "steward-police",
+        "role": "steward",
+        "party": "org:police",
+    }
+    again = run(
+        "users", "add", "steward-police", "--role", "steward", "--party", "org:police", code=1
+    )
+    assert "already exists" in again.stderr
+    assert "unknown role" in run("users", "add", "x", "--role", "boss", code=1).stderr
+
+
+def test_users_token_prints_the_token_once_and_stores_only_its_hash(ready: Run, env: Path) -> None:
+    result = ready("users", "token", "steward-police")
+    token = result.stdout.strip()
+    assert token.startswith("ovp_") and "\n" not in token
+    assert "cannot show it again" in result.stderr
+    engine = db(env)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT token_sha256 FROM api_tokens")).scalars().all()
+        audit = " ".join(conn.execute(text("SELECT payload FROM audit_log")).scalars())
+    engine.dispose()
+    assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+    assert token not in audit
+    assert ready("users", "token", "steward-police").stdout.strip() != token
+
+
+def test_only_an_admin_manages_users(ready: Run) -> None:
+    result = ready("--as", "analyst", "users", "token", "analyst", code=1)
+    assert "may not users manage" in result.stderr
+
+
+def test_an_unknown_user_in_as_exits_1_with_a_sentence(ready: Run) -> None:
+    result = ready("--as", "nobody", "catalogue", code=1)
+    assert "no active user named 'nobody'" in result.stderr
+
+
+# --- upload -----------------------------------------------------------------------------------
+
+
+def test_a_steward_uploads_a_file_and_gets_a_receipt(ready: Run, extracts: Path) -> None:
+    path = extracts / "police_victimizations.csv"
+    result = ready("--as", "steward-police", "upload", str(path), *POLICE)
+    receipt = json.loads(result.stdout)
+    assert receipt["status"] == "accepted" and receipt["uploader"] == "steward-police"
+    assert receipt["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    again = json.loads(ready("--as", "steward-police", "upload", str(path), *POLICE).stdout)
+    assert again["upload_id"] == receipt["upload_id"] and again["duplicate"] is True
+
+
+def test_a_rejected_file_exits_2_with_the_report_on_stderr(
+    ready: Run, tmp_path: Path, env: Path
+) -> None:
+    rows = [make_police_row(i) for i in range(1, 5)]
+    rows[1]["victim_sex"] = "Q"
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(make_police_csv(rows))
+    result = ready("--as", "steward-police", "upload", str(bad), *POLICE, code=2)
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: police_victimizations: the extract was rejected")
+    report = json.loads(result.stderr.split("\n", 1)[1])["report"]
+    sex = next(f for f in report["findings"] if f["column"] == "victim_sex")
+    assert sex["first_rows"] == [2] and "rule" in sex
+    assert '"Q"' not in result.stderr and "Whitfield" not in result.stderr
+    engine = db(env)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM records")).scalar_one() == 0
+    engine.dispose()
+
+
+def test_an_analyst_cannot_upload_from_the_cli_either(ready: Run, extracts: Path) -> None:
+    path = str(extracts / "police_victimizations.csv")
+    result = ready("--as", "analyst", "upload", path, *POLICE, code=1)
+    assert "may not uploads create" in result.stderr
+
+
+def test_a_missing_upload_file_exits_1_with_a_sentence(ready: Run) -> None:
+    result = ready("--as", "steward-police", "upload", "nope.csv", *POLICE, code=1)
+    assert result.stderr.strip() == "error: no such file: nope.csv"
+
+
+# --- linkage and releases ---------------------------------------------------------------------
+
+
+def test_link_run_and_link_evaluate_against_the_truth(linked: Run, extracts: Path) -> None:
+    quality = json.loads(linked("link", "evaluate", "--truth", str(extracts / "truth.csv")).stdout)
+    assert {"precision", "recall", "f1"} <= set(quality)
+    assert quality["precision"] > 0.9
+
+
+def test_link_run_prints_the_summary_and_needs_an_admin(ready: Run, extracts: Path) -> None:
+    ready("--as", "steward-police", "upload", str(extracts / "police_victimizations.csv"), *POLICE)
+    summary = json.loads(ready("link", "run").stdout)
+    assert summary["records"] > 0 and summary["persons"] > 0
+    assert "may not linkage run" in ready("--as", "analyst", "link", "run", code=1).stderr
+
+
+def test_an_analyst_release_prints_the_release_and_repeats_it_from_the_cache(
+    linked: Run,
+) -> None:
+    first = json.loads(linked("--as", "analyst", "release", "viol_monthly").stdout)
+    assert first["cached"] is False and first["cells"] and first["privacy_loss"] > 0
+    assert first["window"] == {"start": "2024-11-01", "end": "2026-10-31"}
+    spent = json.loads(linked("budget").stdout)
+    again = json.loads(linked("--as", "analyst", "release", "viol_monthly").stdout)
+    assert again["id"] == first["id"] and again["cached"] is True
+    assert json.loads(linked("budget").stdout) == spent
+
+
+def test_a_release_window_is_given_as_dates(linked: Run) -> None:
+    args = ("--as", "analyst", "release", "viol_monthly", "--start", "2026-01-01")
+    release = json.loads(linked(*args, "--end", "2026-06-30").stdout)
+    assert release["window"] == {"start": "2026-01-01", "end": "2026-06-30"}
+    bad = linked(*args, "--end", "June", code=2)
+    assert "June" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_release_before_linkage_tells_the_user_to_run_it(ready: Run, extracts: Path) -> None:
+    ready("--as", "steward-police", "upload", str(extracts / "police_victimizations.csv"), *POLICE)
+    result = ready("--as", "analyst", "release", "viol_monthly", code=1)
+    assert "ovphub link run" in result.stderr
+
+
+def test_a_release_to_a_recipient_not_allowed_exits_1(linked: Run) -> None:
+    args = ("--as", "analyst", "release", "viol_monthly", "--recipient", "law_enforcement")
+    assert "does not allow releases" in linked(*args, code=1).stderr
+
+
+def test_budget_lists_spend_per_agreement_and_period(linked: Run) -> None:
+    assert json.loads(linked("budget").stdout) == []
+    linked("--as", "analyst", "release", "viol_monthly")
+    rows = json.loads(linked("--as", "analyst", "budget").stdout)
+    assert {r["period"] for r in rows} == {"2026-11", "lifetime"}
+    assert all(r["spent"] > 0 and r["remaining"] < r["cap"] for r in rows)
+
+
+def test_catalogue_lists_the_approved_aggregates(ready: Run) -> None:
+    entries = json.loads(ready("--as", "analyst", "catalogue").stdout)
+    assert len(entries) == 8
+    assert all(e["privacy_loss_per_release"] > 0 for e in entries)
+
+
+def test_dashboard_writes_index_html_of_the_releases(linked: Run, tmp_path: Path) -> None:
+    linked("--as", "analyst", "release", "viol_monthly")
+    out = tmp_path / "board"
+    index = Path(linked("--as", "analyst", "dashboard", "--out", str(out)).stdout.strip())
+    assert index == out / "index.html"
+    assert "<svg" in index.read_text()
+
+
+def test_dashboard_defaults_to_the_data_dir(linked: Run, env: Path) -> None:
+    index = Path(linked("dashboard").stdout.strip())
+    assert index == env / "dashboard" / "index.html" and index.is_file()
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+def test_audit_verify_passes_then_detects_tampering(ready: Run, env: Path) -> None:
+    check = json.loads(ready("audit", "verify").stdout)
+    assert check["ok"] is True and check["events"] >= 7
+    engine = db(env)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE audit_log SET payload = replace(payload, 'analyst', 'admin') "
+                "WHERE action = 'user.create' AND subject = 'user:analyst'"
+            )
+        )
+    engine.dispose()
+    broken = json.loads(ready("audit", "verify", code=1).stdout)
+    assert broken["ok"] is False and broken["first_bad_seq"] is not None
+
+
+def test_synth_writes_the_same_bytes_for_the_same_seed(run: Run, tmp_path: Path) -> None:
+    def files(out: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    summary = json.loads(run("synth", "--out", str(a), "--people", "60", "--seed", "4").stdout)
+    run("synth", "--out", str(b), "--people", "60", "--seed", "4")
+    run("synth", "--out", str(c), "--people", "60", "--seed", "5")
+    assert summary["people"] == 60 and summary["seed"] == 4
+    assert set(summary["rows"]) == {
+        "police_victimizations",
+        "ed_injury_visits",
+        "cvi_participants",
+        "referrals",
+    }
+    assert len(files(a)) == 5 and files(a) == files(b)
+    assert files(a) != files(c)
+
+
+def test_keys_init_creates_the_key_once_and_never_prints_it(run: Run, tmp_path: Path) -> None:
+    result = run("keys", "init")
+    key_file = tmp_path / "keys" / "hub.key"
+    assert key_file.is_file() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    secret = json.loads(key_file.read_text())["keys"]
+    key_hex = next(iter(secret.values()))
+    assert key_hex not in result.output
+    again = run("keys", "init", code=1)
+    assert "refusing to overwrite" in again.stderr
+    assert json.loads(key_file.read_text())["keys"] == secret
+    assert key_hex not in again.output
+
+
+def test_db_upgrade_migrates_without_a_key_file(run: Run, tmp_path: Path) -> None:
+    assert "is up to date" in run("db", "upgrade").stdout
+    assert not (tmp_path / "keys" / "hub.key").exists()
+
+
+def test_production_refuses_to_start_without_a_key_file(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_ENVIRONMENT", "production")
+    assert "refusing to start" in run("catalogue", code=1).stderr
+
+
+# --- help -------------------------------------------------------------------------------------
+
+
+def all_commands() -> list[tuple[list[str], Any]]:
+    """Every command and group of ``ovphub``, with the words that reach it."""
+    root = typer.main.get_command(app)
+    found: list[tuple[list[str], Any]] = []
+
+    def walk(path: list[str], command: Any) -> None:
+        found.append((path, command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk([*path, name], sub)
+
+    walk([], root)
+    return found
+
+
+def test_every_command_and_option_has_help_text(run: Run) -> None:
+    commands = all_commands()
+    assert len(commands) >= 25  # root, 6 groups and their commands
+    missing = []
+    for path, command in commands:
+        result = run(*path, "--help")
+        assert "Usage:" in result.stdout
+        if not (command.help or "").strip():
+            missing.append(" ".join(path) or "ovphub")
+        for param in command.params:
+            if not getattr(param, "help", None) and param.name != "help":
+                missing.append(f"{' '.join(path)} {param.name}")
+    assert not missing, missing
