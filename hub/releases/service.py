@@ -38,7 +38,7 @@ from contracts.model import Agreement
 from contracts.plan import aggregate_fields, time_key
 from hub import audit
 from hub.agreements.service import Governing, check_in_force, governing_aggregate
-from hub.auth.policies import Actor, Permission, check_permission
+from hub.auth.policies import Actor, Permission, Role, check_permission
 from hub.db.models import (
     BudgetAccount,
     BudgetDebit,
@@ -51,6 +51,7 @@ from hub.db.models import (
 )
 from hub.errors import BudgetExhausted, InvalidRequest, NotAllowed, NotFound
 
+MAX_WINDOW_MONTHS = 120
 PERIOD_UNIT = {"P1M": "month", "P3M": "quarter", "P1Y": "year"}
 LIFETIME = "lifetime"
 
@@ -62,11 +63,21 @@ class ReleaseRequest:
     window_end: dt.date
     recipient: str = "public"
 
-    def validate(self) -> None:
+    def validate(self, today: dt.date) -> None:
         if self.window_end < self.window_start:
             raise InvalidRequest(
                 f"the window ends ({self.window_end}) before it starts ({self.window_start})"
             )
+        months = (self.window_end.year - self.window_start.year) * 12 + (
+            self.window_end.month - self.window_start.month
+        )
+        if months >= MAX_WINDOW_MONTHS:
+            raise InvalidRequest(
+                f"the window spans {months + 1} months; at most {MAX_WINDOW_MONTHS} may be "
+                "released at once"
+            )
+        if self.window_start > today:
+            raise InvalidRequest(f"the window starts after today ({today}); there is no data yet")
 
 
 def default_window(today: dt.date, months: int = 24) -> tuple[dt.date, dt.date]:
@@ -219,8 +230,8 @@ def request_release(
     from publishers.release import compute_release, privacy_cost  # OpenDP loads lazily
 
     check_permission(actor, Permission.releases_create)
-    req.validate()
     today = today or dt.date.today()
+    req.validate(today)
     gov = governing_aggregate(session, req.aggregate_id)
     check_in_force(gov, today, "released")
     check_recipient(gov.spec, req.recipient)
@@ -303,14 +314,28 @@ def request_release(
 def get_release(session: Session, actor: Actor, release_id: str) -> Release:
     check_permission(actor, Permission.releases_read)
     release = session.get(Release, release_id)
-    if release is None:
+    if release is None or not can_see_release(actor, release):
         raise NotFound(f"no release {release_id}")
     return release
 
 
-def list_releases(session: Session, actor: Actor) -> list[Release]:
+def can_see_release(actor: Actor, release: Release) -> bool:
+    """Public releases are for everyone; others for office staff and the named recipient."""
+    if release.recipient == "public":
+        return True
+    if actor.role in (Role.analyst, Role.admin, Role.legal):
+        return True
+    return actor.party_id is not None and actor.party_id == release.recipient
+
+
+def list_releases(session: Session, actor: Actor, public_only: bool = False) -> list[Release]:
     check_permission(actor, Permission.releases_read)
-    return list(session.execute(select(Release).order_by(Release.created_at)).scalars())
+    rows = session.execute(select(Release).order_by(Release.created_at)).scalars()
+    return [
+        r
+        for r in rows
+        if can_see_release(actor, r) and (not public_only or r.recipient == "public")
+    ]
 
 
 def budget_status(session: Session) -> list[dict[str, Any]]:

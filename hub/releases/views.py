@@ -49,5 +49,6 @@ def catalogue_entries(session: Session) -> list[dict[str, Any]]:
 def write_dashboard(session: Session, actor: Actor, out_dir: Path) -> Path:
     from publishers.dashboard import render_dashboard
 
-    manifests = [r.manifest for r in list_releases(session, actor)]
+    # The dashboard is public: only releases made for the public go on it.
+    manifests = [r.manifest for r in list_releases(session, actor, public_only=True)]
     return render_dashboard(manifests, out_dir)

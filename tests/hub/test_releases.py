@@ -539,3 +539,31 @@ def test_every_release_is_audited_once_and_the_chain_verifies(linked_hub: Hub) -
     assert all(e.actor.startswith("analyst") for e in events)
     assert "cells" not in events[0].payload and f"{AGREEMENT}@1.0.0" in events[0].payload
     assert chain.ok and chain.reason == "chain intact"
+
+
+def test_a_release_for_one_recipient_is_hidden_from_others_and_from_the_dashboard() -> None:
+    from hub.auth.policies import Actor, Role
+    from hub.db.models import Release
+    from hub.releases.service import can_see_release
+
+    release = Release(recipient="org:ovp")
+    steward = Actor(1, "s", Role.steward, "org:police")
+    ovp_steward = Actor(2, "o", Role.steward, "org:ovp")
+    analyst = Actor(3, "a", Role.analyst, None)
+    assert not can_see_release(steward, release)
+    assert can_see_release(ovp_steward, release) and can_see_release(analyst, release)
+    assert can_see_release(steward, Release(recipient="public"))
+
+
+def test_windows_are_bounded_and_cannot_start_in_the_future() -> None:
+    import datetime as dt
+
+    from hub.errors import InvalidRequest
+    from hub.releases.service import ReleaseRequest
+
+    today = dt.date(2026, 11, 15)
+    with pytest.raises(InvalidRequest, match="at most 120"):
+        ReleaseRequest("x", dt.date(1900, 1, 1), dt.date(2026, 10, 31)).validate(today)
+    with pytest.raises(InvalidRequest, match="after today"):
+        ReleaseRequest("x", dt.date(2027, 1, 1), dt.date(2027, 2, 28)).validate(today)
+    ReleaseRequest("x", dt.date(2024, 11, 1), dt.date(2026, 10, 31)).validate(today)
