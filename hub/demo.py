@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from contracts.loader import example_agreement_paths
 from hub import audit
-from hub.agreements.service import current_versions, register_file
+from hub.agreements.ceremony import sign_approve_activate
+from hub.agreements.service import current_versions, register_file, spec_of
 from hub.auth.policies import Actor, Role
 from hub.auth.service import actor_of, create_user, ensure_admin
 from hub.context import Hub, build_hub
@@ -111,7 +112,12 @@ def _flow(
     with hub.session() as s:
         admin = actor_of(ensure_admin(s))
         for path in example_agreement_paths():
-            register_file(s, path, admin.label)
+            row, _ = register_file(s, path, admin.label)
+            # Each party's signatory signs, the governance bodies approve, legal activates:
+            # the same services as `ovphub agreements sign/approve/activate`.
+            sign_approve_activate(
+                s, row, spec_of(row), hub.settings.data_dir / "signers", admin, DEMO_TODAY
+            )
     actors = _users(hub)
     with hub.session() as s:
         govs = current_versions(s)
@@ -120,8 +126,12 @@ def _flow(
     receipts = []
     for gov in govs:
         for ds in gov.spec.datasets:
+            extract = extracts / f"{ds.id}.csv"
+            if not extract.exists():
+                say(f"3. {ds.id}: no synthetic extract for this partner (agreement only)")
+                continue
             steward = actors[f"steward-{ds.provider.split(':')[1]}"]
-            content = (extracts / f"{ds.id}.csv").read_bytes()
+            content = extract.read_bytes()
             receipt = _upload(hub, steward, gov.spec.id, ds.id, content)
             receipts.append(receipt.to_dict())
             say(
@@ -144,10 +154,13 @@ def _flow(
         f"over {quality['records_evaluated']} records"
     )
 
+    uploaded = {r["dataset"] for r in receipts}
     releases = []
     analyst = actors["analyst"]
     for gov in govs:
         for agg in gov.spec.outputs.aggregates:
+            if agg.dataset not in uploaded:
+                continue
             req = ReleaseRequest(agg.id, WINDOW[0], WINDOW[1], "public")
             try:
                 view = _release(hub, analyst, req)

@@ -9,9 +9,12 @@ from typing import Any
 import yaml
 
 from contracts.loader import AGREEMENTS_DIR, example_agreement_paths
+from contracts.loader import load_agreement as load_agreement_file
 from contracts.model import Agreement
 from hub import audit
-from hub.agreements.service import register, register_file
+from hub.agreements.ceremony import sign_approve_activate
+from hub.agreements.lifecycle import transition
+from hub.agreements.service import register
 from hub.auth.policies import Actor, Role
 from hub.auth.service import actor_of, create_user, ensure_admin
 from hub.context import Hub
@@ -31,16 +34,30 @@ def make_agreement(**header: Any) -> Agreement:
 
 
 def load_examples(hub: Hub) -> None:
-    with hub.session() as s:
-        admin = actor_of(ensure_admin(s))
-        for path in example_agreement_paths():
-            register_file(s, path, admin.label)
+    """Register, sign, approve and activate every example agreement."""
+    for path in example_agreement_paths():
+        load_agreement(hub, load_agreement_file(path))
 
 
 def load_agreement(hub: Hub, agreement: Agreement) -> None:
+    """Register ``agreement`` and bring it to the status its header names: ``draft`` stays a
+    draft; ``active`` goes through the real signing ceremony and activation gate; ``suspended``,
+    ``terminated`` and ``expired``-by-date are reached from active."""
+    wanted = agreement.agreement.status.value
     with hub.session() as s:
         admin = actor_of(ensure_admin(s))
-        register(s, agreement, admin.label)
+        row, _ = register(s, agreement, admin.label)
+        if wanted == "draft":
+            return
+        if wanted == "under_review":
+            transition(s, row, agreement, "under_review", admin, hub.today())
+            return
+        activate_at = min(hub.today(), agreement.agreement.expiry_date)
+        sign_approve_activate(
+            s, row, agreement, hub.settings.data_dir / "signers", admin, activate_at
+        )
+        if wanted in ("suspended", "terminated"):
+            transition(s, row, agreement, wanted, admin, hub.today(), "test setup")
 
 
 def make_actor(hub: Hub, name: str, role: Role, party: str | None = None) -> Actor:

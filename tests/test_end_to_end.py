@@ -41,6 +41,8 @@ def raw_identifiers(extracts: Path) -> set[str]:
                 for f in ds.fields
                 if f.class_ in (FieldClass.direct_identifier, FieldClass.record_identifier)
             ]
+            if not (extracts / f"{ds.id}.csv").exists():
+                continue  # an agreement without a synthetic partner
             with (extracts / f"{ds.id}.csv").open(newline="", encoding="utf-8") as fh:
                 for row in csv.DictReader(fh):
                     for name in sensitive:
@@ -63,6 +65,8 @@ def raw_free_text(extracts: Path) -> set[str]:
     for path in example_agreement_paths():
         for ds in load_agreement(path).datasets:
             names = [f.name for f in ds.fields if f.class_ == FieldClass.free_text]
+            if not (extracts / f"{ds.id}.csv").exists():
+                continue
             with (extracts / f"{ds.id}.csv").open(newline="", encoding="utf-8") as fh:
                 out |= {row[n] for row in csv.DictReader(fh) for n in names if len(row[n]) >= 12}
     return out

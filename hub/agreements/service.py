@@ -56,7 +56,7 @@ def register(session: Session, agreement: Agreement, actor: str) -> tuple[Agreem
     row = AgreementVersion(
         agreement_id=agreement.id,
         version=agreement.version,
-        status=agreement.agreement.status.value,
+        status="draft",  # the lifecycle is the hub's; the YAML status is the author's note
         sha256=agreement.sha256(),
         spec=agreement.model_dump(mode="json", by_alias=True),
         effective_date=agreement.agreement.effective_date,
@@ -66,22 +66,12 @@ def register(session: Session, agreement: Agreement, actor: str) -> tuple[Agreem
     session.flush()
     for ds in agreement.datasets:
         reg = session.get(DatasetRegistration, ds.id)
-        if reg is None:
-            session.add(
-                DatasetRegistration(
-                    id=ds.id, agreement_version_id=row.id, provider_party_id=ds.provider
-                )
+        current = session.get(AgreementVersion, reg.agreement_version_id) if reg else None
+        if current is not None and current.agreement_id != agreement.id:
+            raise InvalidRequest(
+                f"dataset {ds.id} is already governed by {current.agreement_id}; "
+                "a dataset belongs to one agreement"
             )
-        else:
-            current = session.get(AgreementVersion, reg.agreement_version_id)
-            if current is not None and current.agreement_id != agreement.id:
-                raise InvalidRequest(
-                    f"dataset {ds.id} is already governed by {current.agreement_id}; "
-                    "a dataset belongs to one agreement"
-                )
-            reg.agreement_version_id = row.id
-            reg.provider_party_id = ds.provider
-    session.flush()
     audit.append(
         session,
         audit.Event(
@@ -105,12 +95,26 @@ def register_file(session: Session, path: Path, actor: str) -> tuple[AgreementVe
     return register(session, agreement, actor)
 
 
-def check_in_force(gov: Governing, today: dt.date, doing: str) -> None:
-    """Refuse unless the version is active and today lies within its dates."""
+def check_in_force(gov: Governing, today: dt.date, doing: str, session: Session) -> None:
+    """Refuse unless the version is active (by its effective status: past expiry it is
+    expired), today lies within its dates, and every party's signature still verifies against
+    its text (invariant 6: nothing outside an active, signed agreement)."""
+    from hub.agreements.lifecycle import effective_status
+    from hub.agreements.signatures import signature_status
+
     spec = gov.spec
-    if gov.row.status != AgreementStatus.active.value:
+    status = effective_status(gov.row, spec, today)
+    if status != AgreementStatus.active.value:
+        why = f" (it expired on {spec.agreement.expiry_date})" if status == "expired" else ""
         raise AgreementRefused(
-            f"{spec.ref} is {gov.row.status}, not active: nothing may be {doing} under it"
+            f"{spec.ref} is {status}{why}, not active: nothing may be {doing} under it"
+        )
+    sigs = signature_status(session, gov.row, spec)
+    if not sigs.complete:
+        missing = sigs.unsigned_parties + [f"invalid: {x}" for x in sigs.invalid]
+        raise AgreementRefused(
+            f"{spec.ref} is not fully signed ({'; '.join(missing)}): nothing may be {doing} "
+            "under it"
         )
     if not spec.in_force_on(today):
         raise AgreementRefused(

@@ -31,6 +31,7 @@ class Permission(StrEnum):
     releases_read = "releases:read"
     users_manage = "users:manage"
     audit_read = "audit:read"
+    retention_run = "retention:run"
 
 
 P = Permission

@@ -7,31 +7,19 @@ goes through the same authorization policies as an API token would.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
 
-from contracts.loader import AgreementInvalid, parse_agreement
-from hub.errors import HubError
-from publishers.errors import PublisherError
-
-if TYPE_CHECKING:
-    from hub.auth.policies import Actor
-    from hub.context import Hub
+from hub.cli.agreements import agreements_app
+from hub.cli.common import State, acting, emit, fail, handles_errors
 
 app = typer.Typer(
     help="OVP Hub: agreements as code, pseudonymized ingest, linkage, DP releases.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-)
-agreements_app = typer.Typer(
-    help="Data-sharing agreements: lint, load, list.", no_args_is_help=True
 )
 users_app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
 link_app = typer.Typer(help="Record linkage on pseudonymized tokens.", no_args_is_help=True)
@@ -47,37 +35,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
-F = TypeVar("F", bound=Callable[..., Any])
-State: dict[str, str] = {"as": "admin"}
-
-
-def emit(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
-def fail(message: str, extra: dict[str, Any] | None = None, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    if extra:
-        typer.echo(json.dumps(extra, indent=2, default=str), err=True)
-    raise typer.Exit(code)
-
-
-def handles_errors(fn: F) -> F:
-    """Turn hub errors into a sentence on stderr and a non-zero exit, not a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except HubError as exc:
-            fail(exc.detail, exc.extra or None, 2 if exc.status_code == 422 else 1)
-        except AgreementInvalid as exc:
-            fail("the agreement has problems:\n" + "\n".join(f"  {p}" for p in exc.problems))
-        except PublisherError as exc:
-            fail(str(exc))
-
-    return wrapper  # type: ignore[return-value]
-
 
 @app.callback()
 def main(
@@ -86,117 +43,6 @@ def main(
     ] = "admin",
 ) -> None:
     State["as"] = as_user
-
-
-@contextmanager
-def acting() -> Iterator[tuple[Hub, Actor]]:
-    """The hub from ``HUB_*`` settings and the user the command acts as (``--as``). The
-    database engine is disposed of when the command ends."""
-    from hub import context
-    from hub.auth.service import actor_of, ensure_admin, get_user
-
-    hub = context.build_hub()
-    try:
-        with hub.session() as s:
-            user = ensure_admin(s) if State["as"] == "admin" else get_user(s, State["as"])
-            actor = actor_of(user)
-        yield hub, actor
-    finally:
-        hub.engine.dispose()
-
-
-# --- agreements -------------------------------------------------------------------------------
-
-
-@agreements_app.command("lint")
-def agreements_lint(
-    paths: Annotated[list[Path], typer.Argument(help="Agreement YAML files to check")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print problems as JSON")] = False,
-) -> None:
-    """Report every problem in each agreement, with its YAML path and line. Exit 1 if any."""
-    problems = []
-    for path in paths:
-        if not path.is_file():
-            problems.append(
-                {"file": str(path), "path": "", "line": None, "message": "no such file"}
-            )
-            continue
-        _, found = parse_agreement(path.read_text(encoding="utf-8"), str(path))
-        problems.extend(p.as_dict() for p in found)
-    if as_json:
-        emit({"problems": problems, "files": len(paths)})
-    else:
-        for p in problems:
-            where = f"{p['file']}:{p['line']}" if p["line"] else p["file"]
-            typer.echo(f"{where}: {p['path'] or '(document)'}: {p['message']}")
-        typer.echo(f"{len(paths)} file(s) checked, {len(problems)} problem(s)", err=True)
-    if problems:
-        raise typer.Exit(1)
-
-
-@agreements_app.command("schema")
-def agreements_schema() -> None:
-    """Print the JSON Schema of the agreement spec (for editors that validate YAML)."""
-    from contracts.model import Agreement
-
-    emit(Agreement.model_json_schema(by_alias=True))
-
-
-@agreements_app.command("load")
-@handles_errors
-def agreements_load(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="Agreement files (default: the shipped examples)", exists=True, dir_okay=False
-        ),
-    ] = None,
-) -> None:
-    """Lint and register agreement versions (legal and admin only)."""
-    from contracts.loader import example_agreement_paths
-    from hub.agreements.service import register_file
-    from hub.auth.policies import Permission, check_permission
-
-    with acting() as (hub, actor):
-        check_permission(actor, Permission.agreements_write)
-        out = []
-        with hub.session() as s:
-            for path in paths or example_agreement_paths():
-                row, created = register_file(s, path, actor.label)
-                out.append(
-                    {
-                        "agreement": f"{row.agreement_id}@{row.version}",
-                        "status": row.status,
-                        "sha256": row.sha256,
-                        "created": created,
-                    }
-                )
-    emit(out)
-
-
-@agreements_app.command("list")
-@handles_errors
-def agreements_list() -> None:
-    """The agreement versions that govern each dataset."""
-    from hub.agreements.service import current_versions
-    from hub.auth.policies import Permission, check_permission
-
-    with acting() as (hub, actor), hub.session() as s:
-        check_permission(actor, Permission.agreements_read)
-        emit(
-            [
-                {
-                    "agreement": g.spec.ref,
-                    "status": g.row.status,
-                    "title": g.spec.agreement.title,
-                    "effective": g.spec.agreement.effective_date,
-                    "expiry": g.spec.agreement.expiry_date,
-                    "datasets": [d.id for d in g.spec.datasets],
-                    "aggregates": [a.id for a in g.spec.outputs.aggregates],
-                }
-                for g in current_versions(s)
-            ]
-        )
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -441,6 +287,45 @@ def db_upgrade() -> None:
     typer.echo(f"database at {where} is up to date")
 
 
+@keys_app.command("new-signer")
+@handles_errors
+def keys_new_signer(
+    party: Annotated[str, typer.Option(help="The party the signatory signs for, e.g. org:police")],
+    name: Annotated[str, typer.Option(help="The signatory's name")],
+    out: Annotated[Path, typer.Option(help="Where to write the private key (kept by the signer)")],
+    title: Annotated[str, typer.Option(help="The signatory's title")] = "",
+) -> None:
+    """Create a signatory's Ed25519 key pair: the private key goes to --out (mode 0600) and
+    stays with the signatory; the hub registers only the public key."""
+    from contracts import signing
+    from hub import audit
+    from hub.agreements.signatures import register_signer
+    from hub.auth.policies import Permission, check_permission
+
+    with acting() as (hub, actor):
+        check_permission(actor, Permission.agreements_write)
+        try:
+            public = signing.new_private_key(out)
+        except signing.SigningError as exc:
+            fail(str(exc))
+        with hub.session() as s:
+            event = audit.Event(
+                actor.label,
+                "signer.register",
+                f"signer:{name}",
+                {"party": party, "fingerprint": signing.fingerprint(public)},
+            )
+            signer = register_signer(s, party, name, title, public, event)
+            emit(
+                {
+                    "signer": signer.name,
+                    "party": signer.party_id,
+                    "fingerprint": signer.fingerprint,
+                    "private_key": str(out),
+                }
+            )
+
+
 @keys_app.command("init")
 @handles_errors
 def keys_init() -> None:
@@ -450,6 +335,21 @@ def keys_init() -> None:
 
     store = FileKeyStore.create(Settings().resolved_key_file)
     typer.echo(f"created {store.path} with key id {store.active_key_id}")
+
+
+@app.command("retention")
+@handles_errors
+def retention() -> None:
+    """Destroy the data of terminated agreements whose destruction date has come (cron-safe).
+    Prints one certificate per order carried out."""
+    from hub.auth.policies import Permission, check_permission
+    from hub.retention import run_due_destruction
+
+    with acting() as (hub, actor):
+        check_permission(actor, Permission.retention_run)
+        with hub.session() as s:
+            done = run_due_destruction(s, hub.today(), actor.label)
+        emit(done)
 
 
 @audit_app.command("verify")

@@ -240,3 +240,76 @@ class AuditEvent(Base):
     payload: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Signer(Base):
+    """A party's signatory and their Ed25519 public key (the private key never reaches the hub)."""
+
+    __tablename__ = "signers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    party_id: Mapped[str] = mapped_column(ForeignKey("parties.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    public_key: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(48), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AgreementSignature(Base):
+    """A signature over one version's signing form, by one signer on behalf of one party."""
+
+    __tablename__ = "agreement_signatures"
+    __table_args__ = (UniqueConstraint("agreement_version_id", "signer_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_version_id: Mapped[int] = mapped_column(ForeignKey("agreement_versions.id"))
+    signer_id: Mapped[int] = mapped_column(ForeignKey("signers.id"))
+    party_id: Mapped[str] = mapped_column(ForeignKey("parties.id"))
+    signed_sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    signed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgreementApproval(Base):
+    """A governance body's recorded decision on one version."""
+
+    __tablename__ = "agreement_approvals"
+    __table_args__ = (UniqueConstraint("agreement_version_id", "body"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_version_id: Mapped[int] = mapped_column(ForeignKey("agreement_versions.id"))
+    body: Mapped[str] = mapped_column(String(100))
+    decision: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgreementTransition(Base):
+    """One lifecycle step of a version (draft → under_review → active → ...)."""
+
+    __tablename__ = "agreement_transitions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_version_id: Mapped[int] = mapped_column(
+        ForeignKey("agreement_versions.id"), index=True
+    )
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DestructionOrder(Base):
+    """Data of a terminated agreement due for destruction, as its retention section says."""
+
+    __tablename__ = "destruction_orders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    agreement_version_id: Mapped[int] = mapped_column(ForeignKey("agreement_versions.id"))
+    datasets: Mapped[list[Any]] = mapped_column()
+    method: Mapped[str] = mapped_column(String(200))
+    due_on: Mapped[dt.date] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    records_destroyed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -103,7 +103,7 @@ def upload_extract(
         raise AgreementRefused(
             f"dataset {dataset_id} is governed by {gov.spec.ref}, not by {agreement_id}"
         )
-    check_in_force(gov, today, "uploaded")
+    check_in_force(gov, today, "uploaded", session)
     dataset = gov.spec.dataset(dataset_id)
     assert dataset is not None
     check_can_upload(actor, gov.spec, dataset)

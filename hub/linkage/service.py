@@ -89,7 +89,7 @@ def permitted_pairs(session: Session, today: dt.date) -> tuple[set[str], set[fro
     in_force: dict[str, tuple[bool, set[str]]] = {}
     for gov in current_versions(session):
         try:
-            check_in_force(gov, today, "linked")
+            check_in_force(gov, today, "linked", session)
         except AgreementRefused:
             continue
         link = gov.spec.linkage

@@ -233,7 +233,7 @@ def request_release(
     today = today or dt.date.today()
     req.validate(today)
     gov = governing_aggregate(session, req.aggregate_id)
-    check_in_force(gov, today, "released")
+    check_in_force(gov, today, "released", session)
     check_recipient(gov.spec, req.recipient)
     aggregate = gov.spec.aggregate(req.aggregate_id)
     assert aggregate is not None

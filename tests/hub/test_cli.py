@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import typer
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
+from contracts.loader import example_agreement_paths
 from factories import make_police_csv, make_police_row
 from hub import context
 from hub.cli.main import app
@@ -71,8 +73,8 @@ def extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def ready(run: Run) -> Run:
-    """Agreements loaded, a police steward and an analyst created."""
-    run("agreements", "load")
+    """Agreements set up (signed and active), a police steward and an analyst created."""
+    run("agreements", "setup", "--signer-keys", str(Path(os.environ["HUB_DATA_DIR"]) / "keys"))
     run("users", "add", "steward-police", "--role", "steward", "--party", "org:police")
     run("users", "add", "analyst", "--role", "analyst")
     return run
@@ -95,9 +97,10 @@ def db(env: Path) -> Any:
 
 def test_agreements_load_registers_the_examples_once(run: Run) -> None:
     first = json.loads(run("agreements", "load").stdout)
-    assert len(first) == 4 and all(a["created"] and a["status"] == "active" for a in first)
+    n = len(example_agreement_paths())
+    assert len(first) == n and all(a["created"] and a["status"] == "draft" for a in first)
     again = json.loads(run("agreements", "load").stdout)
-    assert [a["created"] for a in again] == [False] * 4
+    assert [a["created"] for a in again] == [False] * n
 
 
 def test_agreements_load_refuses_a_missing_file_without_a_traceback(run: Run) -> None:
@@ -245,8 +248,13 @@ def test_budget_lists_spend_per_agreement_and_period(linked: Run) -> None:
 
 
 def test_catalogue_lists_the_approved_aggregates(ready: Run) -> None:
+    from contracts.loader import load_agreement
+
     entries = json.loads(ready("--as", "analyst", "catalogue").stdout)
-    assert len(entries) == 8
+    approved = {
+        g.id for p in example_agreement_paths() for g in load_agreement(p).outputs.aggregates
+    }
+    assert {e["aggregate_id"] for e in entries} == approved
     assert all(e["privacy_loss_per_release"] > 0 for e in entries)
 
 
@@ -356,3 +364,61 @@ def test_every_command_and_option_has_help_text(run: Run) -> None:
             if not getattr(param, "help", None) and param.name != "help":
                 missing.append(f"{' '.join(path)} {param.name}")
     assert not missing, missing
+
+
+# --- the legal workflow -----------------------------------------------------------------------
+
+
+def test_the_legal_workflow_lint_load_sign_approve_activate(run: Run, tmp_path: Path) -> None:
+    from contracts.loader import AGREEMENTS_DIR
+
+    path = str(AGREEMENTS_DIR / "dsa-police-victimizations.yaml")
+    run("agreements", "lint", path)
+    assert json.loads(run("agreements", "load", path).stdout)[0]["status"] == "draft"
+    ref = "dsa-police-victimizations@1.0.0"
+    run("agreements", "submit", ref)
+    refused = run("agreements", "activate", ref, code=1)
+    assert "no valid signature for org:police" in refused.stderr
+    for party, name in (("org:police", "Jordan Example"), ("org:ovp", "Casey Example")):
+        key = tmp_path / f"{party.split(':')[1]}.pem"
+        run("keys", "new-signer", "--party", party, "--name", name, "--out", str(key))
+        run("agreements", "sign", ref, "--key", str(key))
+    verify = json.loads(run("agreements", "verify", ref).stdout)
+    assert verify["complete"] and len(verify["signatures"]) == 2
+    refused = run("agreements", "activate", ref, code=1)
+    assert "no approval recorded" in refused.stderr
+    status = json.loads(run("agreements", "status", ref).stdout)
+    for body in status["approvals_required"]:
+        run("agreements", "approve", ref, "--body", body)
+    assert json.loads(run("agreements", "activate", ref).stdout)["status"] == "active"
+    suspended = json.loads(run("agreements", "suspend", ref, "--reason", "audit").stdout)
+    assert suspended["status"] == "suspended"
+
+
+def test_render_diff_and_odrl_export_from_the_cli(run: Run, tmp_path: Path) -> None:
+    import yaml
+
+    from contracts.loader import AGREEMENTS_DIR
+
+    source = AGREEMENTS_DIR / "dsa-police-victimizations.yaml"
+    data = yaml.safe_load(source.read_text())
+    data["agreement"]["version"] = "1.1.0"
+    data["outputs"]["privacy"]["budget"]["per_period"] = 1.0
+    data["amendments"].append(
+        {"version": "1.1.0", "date": "2026-11-01", "summary": "doubles the monthly budget"}
+    )
+    newer = tmp_path / "v2.yaml"
+    newer.write_text(yaml.safe_dump(data))
+    run("agreements", "load", str(source))
+    run("agreements", "load", str(newer))
+    diff = run("agreements", "diff", "dsa-police-victimizations", "1.0.0", "1.1.0").stdout
+    assert "0.5" in diff and "1" in diff and "budget" in diff
+    rendered = json.loads(
+        run(
+            "agreements", "render", "dsa-police-victimizations@1.1.0", "--out", str(tmp_path)
+        ).stdout
+    )
+    html = Path(rendered["html"]).read_text()
+    assert "police_victimizations" in html and "<script" not in html
+    odrl = json.loads(run("agreements", "export-odrl", "dsa-police-victimizations").stdout)
+    assert odrl["@type"] == "Agreement" and odrl["permission"]

@@ -125,7 +125,7 @@ def test_an_admin_acts_for_no_agency_and_cannot_upload(police_hub: Hub) -> None:
 
 
 def test_uploads_are_refused_outside_the_agreement_dates(police_hub: Hub) -> None:
-    with pytest.raises(AgreementRefused, match="in force"):
+    with pytest.raises(AgreementRefused, match="expired"):
         upload(police_hub, make_police_csv([make_police_row(1)]), today=dt.date(2027, 7, 1))
 
 

@@ -1,0 +1,184 @@
+"""The plain-language rendering of agreements (contracts.readable.render)."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from contracts.model import Agreement
+from contracts.readable import render_html, render_markdown
+from contracts.readable import words as w
+from tests.contracts.contract_factories import EXAMPLES, make_example, make_example_data
+
+RENDERERS = {"markdown": render_markdown, "html": render_html}
+
+
+def mentions(agreement: Agreement) -> list[str]:
+    """What a reader must find in the rendering: every dataset, field, aggregate, party and
+    purpose."""
+    found = [d.id for d in agreement.datasets]
+    found += [f.name for d in agreement.datasets for f in d.fields]
+    found += [a.id for a in agreement.outputs.aggregates]
+    found += [p.id for p in agreement.parties] + [p.legal_name for p in agreement.parties]
+    purposes = agreement.purposes.permitted + agreement.purposes.prohibited
+    found += [w.humanize(p)[:1].upper() + w.humanize(p)[1:] for p in purposes]
+    return found
+
+
+def as_text(page: str) -> str:
+    """The visible text of a rendered page, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+@pytest.mark.parametrize("kind", sorted(RENDERERS))
+def test_every_example_renders_and_mentions_everything(name: str, kind: str) -> None:
+    agreement = make_example(name)
+    text = RENDERERS[kind](agreement)
+    # Markdown escapes some characters with backslashes; a reader sees the text without them.
+    text = as_text(text) if kind == "html" else text.replace("\\", "")
+    missing = [m for m in mentions(agreement) if m not in text]
+    assert missing == []
+
+
+@pytest.mark.parametrize("kind", sorted(RENDERERS))
+def test_dates_and_version_come_first(kind: str) -> None:
+    agreement = make_example("police")
+    text = RENDERERS[kind](agreement)
+    top = text[: text.index("Who shares data with whom")]
+    for expected in ("1.0.0", "2025-07-01", "2027-06-30", agreement.sha256()):
+        assert expected in top
+
+
+def test_fields_are_described_in_words() -> None:
+    text = render_markdown(make_example("police"))
+    assert (
+        "victim_dob: a direct identifier, used only for linkage, turned into keyed linkage "
+        "tokens and never stored." in text
+    )
+    assert "narrative: a free-text field, not used, dropped at upload and never stored." in text
+    assert "victim_home_zip: a quasi-identifier, used in analysis, kept only as ZIP3" in text
+    assert "kept only as a band (0–11, 12–17, 18–24, 25–34, 35–44, 45–64, 65–120)" in text
+
+
+def test_row_rules_are_described_in_words_with_their_citation() -> None:
+    text = render_markdown(make_example("police"))
+    assert "Rows where juvenile_flag is true are used only in aggregates" in text
+    assert "(705 ILCS 405/1-7)" in text
+    victim_services = render_markdown(make_example("victim_services"))
+    assert "Every row must record the person's consent in consent_to_share" in victim_services
+    assert "Rows where client_age is less than 18 are refused" in victim_services
+
+
+def test_legal_basis_is_named_in_words_with_its_citation() -> None:
+    text = render_markdown(make_example("hospital"))
+    assert "HIPAA — disclosure to a public health authority (45 CFR 164.512(b))" in text
+
+
+def test_privacy_and_budget_are_described_in_words() -> None:
+    police = render_markdown(make_example("police"))
+    assert (
+        "zero-concentrated DP, ρ = 0.5 per month, 6 in total; each person counts at most 4 "
+        "rows a year" in police
+    )
+    assert "noisy counts below 11 are suppressed" in police
+    assert "Each release spends 40% of the monthly budget (ρ = 0.2)" in police
+    hospital = render_markdown(make_example("hospital"))
+    assert "pure differential privacy, ε = 2 per month, 24 in total" in hospital
+
+
+def test_aggregates_state_measure_and_dimensions_in_words() -> None:
+    text = render_markdown(make_example("police"))
+    assert "count of rows by month and victimization type" in text
+    assert (
+        "count of distinct people by quarter, victim age and victim sex, counting only rows "
+        "where victimization_type is FATAL_SHOOTING or NON_FATAL_SHOOTING" in text
+    )
+
+
+def test_recipients_retention_and_linkage_are_in_words() -> None:
+    text = render_markdown(make_example("victim_services"))
+    assert "may be seen by: the public, City of Example Office of Violence Prevention" in text
+    assert "They may never be given to: law enforcement." in text
+    assert "**Pseudonymized records:** 2 years" in text
+    assert "**Linkage tokens:** not kept" in text
+    assert "These records are never linked with any other data." in text
+    assert "the data is returned to its provider, then destroyed" in text
+
+
+def test_iso_durations_read_as_words() -> None:
+    assert w.duration("P3Y") == "3 years"
+    assert w.duration("P1Y") == "1 year"
+    assert w.duration("PT24H") == "24 hours"
+    assert w.duration("P1Y6M") == "1 year and 6 months"
+    assert w.duration("P2W3DT4H") == "2 weeks, 3 days and 4 hours"
+    assert w.duration("indefinite") == "indefinitely"
+    assert w.is_zero_duration("P0D")
+
+
+MALICIOUS = "<script>alert('x')</script> & <img src=x onerror=alert(1)>"
+
+
+def make_malicious() -> Agreement:
+    data = make_example_data("police")
+    data["agreement"]["title"] = MALICIOUS
+    data["parties"][0]["legal_name"] = MALICIOUS
+    data["datasets"][0]["fields"][0]["description"] = MALICIOUS
+    data["amendments"][0]["summary"] = "| broken | table\n# heading"
+    return Agreement.model_validate(data)
+
+
+def test_html_escapes_every_value() -> None:
+    page = render_html(make_malicious())
+    assert "<script" not in page
+    assert "<img" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;img" in page
+    assert MALICIOUS in as_text(page)
+
+
+def test_html_is_self_contained() -> None:
+    page = render_html(make_example("schools"))
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"https?://", page)
+    for tag in ("<script", "<link", "<img", "<iframe", "src=", "url("):
+        assert tag not in page
+    assert "Content-Security-Policy" in page
+
+
+def test_markdown_escapes_markup_and_keeps_one_line_per_value() -> None:
+    text = render_markdown(make_malicious())
+    assert not re.search(r"(?<!\\)<", text), "every < is escaped"
+    assert text.splitlines()[0] == (
+        "# \\<script\\>alert('x')\\</script\\> \\& \\<img src=x onerror=alert(1)\\>"
+    )
+    assert "\n# heading" not in text
+    assert "\\| broken \\| table \\# heading" in text
+
+
+class TagBalance(HTMLParser):
+    """Fails on any element closed out of order or left open."""
+
+    VOID = frozenset({"meta", "br", "hr", "img", "link", "input"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open and self.open[-1] == tag, (tag, self.open[-3:])
+        self.open.pop()
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_html_is_well_formed(name: str) -> None:
+    parser = TagBalance()
+    parser.feed(render_html(make_example(name)))
+    parser.close()
+    assert parser.open == []
