@@ -121,7 +121,10 @@ def _flow(
     actors = _users(hub)
     with hub.session() as s:
         govs = current_versions(s)
-    say(f"2. loaded {len(govs)} agreements: " + ", ".join(g.spec.ref for g in govs))
+    say(
+        f"2. loaded, signed (Ed25519), approved and activated {len(govs)} agreements: "
+        + ", ".join(g.spec.ref for g in govs)
+    )
 
     receipts = []
     for gov in govs:

@@ -61,12 +61,25 @@ def sign_version(
     except signing.SigningError as exc:
         raise InvalidRequest(str(exc)) from None
     fp = signing.fingerprint(signing.raw_public_key(key))
-    signer = session.execute(select(Signer).where(Signer.fingerprint == fp)).scalar_one_or_none()
+    signature = signing.sign(key, spec.signing_form()).hex()
+    return add_signature(session, row, spec, fp, signature, actor_label)
+
+
+def add_signature(
+    session: Session,
+    row: AgreementVersion,
+    spec: Agreement,
+    fingerprint: str,
+    signature_hex: str,
+    actor_label: str,
+) -> AgreementSignature:
+    """Record a signature made offline (over :meth:`Agreement.signing_form`) by a registered
+    signer; it is verified before it is stored."""
+    signer = session.execute(
+        select(Signer).where(Signer.fingerprint == fingerprint)
+    ).scalar_one_or_none()
     if signer is None or signer.revoked_at is not None:
-        raise NotFound(
-            f"the key {key_path} ({fp}) belongs to no active signer; register it with "
-            "`ovphub keys new-signer`"
-        )
+        raise NotFound(f"no active signer with key {fingerprint}")
     if signer.party_id not in parties_that_must_sign(spec):
         raise InvalidRequest(
             f"{signer.name} signs for {signer.party_id}, not a party to {spec.ref}"
@@ -76,6 +89,15 @@ def sign_version(
             f"{spec.ref} is {row.status}; only drafts and versions under review are signed"
         )
     form = spec.signing_form()
+    try:
+        raw = bytes.fromhex(signature_hex)
+    except ValueError:
+        raise InvalidRequest("the signature must be hex-encoded") from None
+    if not signing.verify(bytes.fromhex(signer.public_key), form, raw):
+        raise InvalidRequest(
+            f"the signature does not verify against {spec.ref}'s signing form with key "
+            f"{fingerprint}; sign the exact bytes from the signing-form endpoint"
+        )
     existing = session.execute(
         select(AgreementSignature).where(
             AgreementSignature.agreement_version_id == row.id,
@@ -90,7 +112,7 @@ def sign_version(
         signer_id=signer.id,
         party_id=signer.party_id,
         signed_sha256=hashlib.sha256(form).hexdigest(),
-        signature=signing.sign(key, form).hex(),
+        signature=signature_hex,
     )
     session.add(sig)
     session.flush()
@@ -103,7 +125,7 @@ def sign_version(
             {
                 "signer": signer.name,
                 "party": signer.party_id,
-                "fingerprint": fp,
+                "fingerprint": fingerprint,
                 "signed_sha256": sig.signed_sha256,
             },
         ),

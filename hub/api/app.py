@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from hub.api import routes
+from hub.api import agreements, routes
 from hub.api.errors import install_error_handlers
 from hub.context import Hub, build_hub
 
@@ -51,4 +51,5 @@ def create_app(hub: Hub | None = None) -> FastAPI:
         return {"status": "ok", "database": "ok"}
 
     app.include_router(routes.router, prefix="/api/v1")
+    app.include_router(agreements.router, prefix="/api/v1")
     return app

@@ -4,6 +4,7 @@
     ├── MalformedRequest (422)        the payload is not what the route takes (bad JSON, a
     │                                 missing form field); ``problems`` says where
     └── UploadTooLarge (413)          the extract is over ``HUB_MAX_UPLOAD_BYTES``
+    AgreementInvalid (contracts)      422 ``agreement_invalid``: every lint problem, with line
     PublisherError (publishers)       400 ``release_refused``: the engine cannot answer as asked
     HTTPException (starlette)         its status; the code is the status phrase in snake case
     anything else                     500 ``internal_error``; the traceback goes to the log only
@@ -22,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contracts.loader import AgreementInvalid
 from hub.errors import HubError, Unauthenticated
 from publishers.errors import PublisherError
 
@@ -69,6 +71,14 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             content=_body(phrase.lower().replace(" ", "_").replace("-", "_"), str(detail)),
             headers=exc.headers,
+        )
+
+    @app.exception_handler(AgreementInvalid)
+    async def _invalid_agreement(_: Request, exc: AgreementInvalid) -> JSONResponse:
+        problems = [p.as_dict() for p in exc.problems]
+        detail = f"the agreement has {len(problems)} problem(s); fix each and submit it again"
+        return JSONResponse(
+            status_code=422, content=_body("agreement_invalid", detail, problems=problems)
         )
 
     @app.exception_handler(PublisherError)
