@@ -169,3 +169,33 @@ def test_receipts_record_the_agreement_version_and_file_hash(police_hub: Hub) ->
         up = s.get(Upload, receipt.upload_id)
         assert up is not None and up.agreement_version_id is not None
         assert up.file_sha256 == receipt.file_sha256
+
+
+def test_an_undeclared_column_is_refused_unless_the_agreement_says_drop(police_hub: Hub) -> None:
+    before = table_counts(police_hub)
+    content = make_police_csv([make_police_row(1)]).decode().splitlines()
+    content = [content[0] + ",ssn", content[1] + ",123-45-6789"]
+    with pytest.raises(UploadRejected) as info:
+        upload(police_hub, ("\n".join(content) + "\n").encode())
+    findings = info.value.extra["report"]["findings"]
+    assert any(f["rule"] == "unknown_column" and f["column"] == "ssn" for f in findings)
+    assert "123-45-6789" not in str(info.value.extra)
+    assert table_counts(police_hub) == before
+
+
+def test_an_undeclared_column_is_dropped_unread_when_the_agreement_says_drop(hub: Hub) -> None:
+    from contracts.model import Agreement
+    from factories import make_agreement_data
+
+    data = make_agreement_data()
+    data["datasets"][0]["unlisted_fields"] = "drop"
+    load_agreement(hub, Agreement.model_validate(data))
+    make_actor(hub, "steward-police", Role.steward, "org:police")
+    content = make_police_csv([make_police_row(1)]).decode().splitlines()
+    content = [content[0] + ",ssn", content[1] + ",123-45-6789"]
+    receipt = upload(hub, ("\n".join(content) + "\n").encode())
+    assert receipt.rows_accepted == 1
+    assert any(w["column"] == "ssn" for w in receipt.warnings)
+    with hub.session() as s:
+        values = s.execute(select(Record.values)).scalar_one()
+    assert "ssn" not in values and "123-45-6789" not in str(values)
