@@ -199,3 +199,16 @@ def test_an_undeclared_column_is_dropped_unread_when_the_agreement_says_drop(hub
     with hub.session() as s:
         values = s.execute(select(Record.values)).scalar_one()
     assert "ssn" not in values and "123-45-6789" not in str(values)
+
+
+def test_can_upload_answers_the_same_question_as_check_can_upload(police_hub: Hub) -> None:
+    from contracts.loader import load_agreement as load_file
+    from factories import POLICE
+    from hub.auth.policies import Actor, can_upload
+
+    spec = load_file(POLICE)
+    dataset = spec.dataset(DATASET)
+    assert dataset is not None
+    assert can_upload(Actor(1, "s", Role.steward, "org:police"), spec, dataset)
+    assert not can_upload(Actor(2, "h", Role.steward, "org:hospital"), spec, dataset)
+    assert not can_upload(Actor(3, "a", Role.analyst, None), spec, dataset)

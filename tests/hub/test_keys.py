@@ -50,3 +50,26 @@ def test_a_damaged_key_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(KeyStoreError, match="not a valid hub key file"):
         FileKeyStore(path)
+
+
+def test_key_files_that_lie_about_their_keys_are_refused(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "hub.key"
+    path.write_text(json.dumps({"active": "k2", "keys": {"k1": "00" * 32}}))
+    with pytest.raises(KeyStoreError, match="names active key"):
+        FileKeyStore(path)
+    path.write_text(json.dumps({"active": "k1", "keys": {"k1": "00" * 8}}))
+    with pytest.raises(KeyStoreError, match="shorter than 32 bytes"):
+        FileKeyStore(path)
+    with pytest.raises(KeyStoreError, match="does not exist"):
+        FileKeyStore(tmp_path / "missing.key")
+
+
+def test_asking_for_an_unknown_key_id_is_a_clear_error(tmp_path: Path) -> None:
+    from hub.keys import InMemoryKeyStore
+
+    with pytest.raises(KeyStoreError, match="no key with id"):
+        InMemoryKeyStore.generate().master_key("nope")
+    with pytest.raises(KeyStoreError, match="no key with id"):
+        FileKeyStore.create(tmp_path / "hub.key").master_key("nope")

@@ -100,3 +100,94 @@ def test_unlinkable_rows_get_no_tokens() -> None:
     p = make_pseudonymizer()
     [linked, unlinked] = p.rows([make_police_row(1), make_police_row(2)], [True, False])
     assert linked.tokens and not unlinked.tokens
+
+
+def test_dates_truncate_to_each_unit_and_unparseable_dates_are_not_stored() -> None:
+    import datetime as dt
+
+    from hub.pseudonymize import truncate_date
+
+    day = dt.date(2026, 8, 27)  # a Thursday
+    assert truncate_date(day, "day") == day
+    assert truncate_date(day, "week") == dt.date(2026, 8, 24)
+    assert truncate_date(day, "month") == dt.date(2026, 8, 1)
+    assert truncate_date(day, "quarter") == dt.date(2026, 7, 1)
+    assert truncate_date(day, "year") == dt.date(2026, 1, 1)
+    assert parse_date("27 August 2026") is None
+
+
+def test_booleans_in_agency_spellings_normalize_and_others_are_not_stored() -> None:
+    from hub.pseudonymize import normalize_bool
+
+    assert {normalize_bool(v) for v in ("Y", "yes", "TRUE", "1", "t")} == {"true"}
+    assert {normalize_bool(v) for v in ("N", "no", "False", "0", "f")} == {"false"}
+    assert normalize_bool("maybe") is None
+
+
+def test_empty_names_and_dates_make_no_tokens() -> None:
+    assert first_name_variants("  .. ") == set() and last_name_variants("-") == set()
+    assert linkage_families(LinkRole.birth_date, "not a date") == {}
+    assert linkage_families(LinkRole.sex, "Q") == {}
+    assert linkage_families(LinkRole.zip, "12") == {}
+    assert linkage_families(LinkRole.zip, "60651-1234") == {"zip3": {"606"}}
+    assert linkage_families(LinkRole.middle_name, "Lee")["mn"] == {"LEE"}
+
+
+def test_top_code_and_zip3_transforms() -> None:
+    from contracts.model import DatasetField
+    from hub.pseudonymize import transform_value
+
+    hasher = make_pseudonymizer().record_hasher
+    age = DatasetField.model_validate(
+        {
+            "name": "age",
+            "type": "integer",
+            "class": "quasi_identifier",
+            "use": "analysis",
+            "transform": {"top_code": 90},
+        }
+    )
+    assert transform_value(age, "97", hasher) == "90"
+    assert transform_value(age, "45", hasher) == "45"
+    zip5 = DatasetField.model_validate(
+        {
+            "name": "zip",
+            "type": "string",
+            "class": "quasi_identifier",
+            "use": "analysis",
+            "transform": {"geo_coarsen": "zip3"},
+        }
+    )
+    assert transform_value(zip5, "60651", hasher) == "606"
+    assert transform_value(zip5, "6", hasher) is None
+    assert transform_value(zip5, "   ", hasher) is None
+
+
+def test_a_swapped_date_that_is_not_a_real_date_is_not_offered() -> None:
+    # 2000-02-13 swaps to month 13: no swapped variant; 2000-12-12 is its own swap.
+    assert linkage_families(LinkRole.birth_date, "2000-02-13")["dob"] == {"20000213"}
+    assert linkage_families(LinkRole.birth_date, "2000-12-12")["dob"] == {"20001212"}
+
+
+def test_kept_dates_are_normalized_to_iso_and_unknown_roles_make_no_tokens() -> None:
+    from contracts.model import DatasetField
+    from hub.pseudonymize import transform_value
+
+    hasher = make_pseudonymizer().record_hasher
+    kept = DatasetField.model_validate(
+        {
+            "name": "d",
+            "type": "date",
+            "class": "operational",
+            "use": "analysis",
+            "transform": "keep",
+        }
+    )
+    assert transform_value(kept, "04/17/2026", hasher) == "2026-04-17"
+    assert transform_value(kept, "soon", hasher) is None
+
+
+def test_rows_with_empty_identifying_values_skip_those_tokens() -> None:
+    p = make_pseudonymizer()
+    families = families_of(p, make_police_row(1, victim_first_name=" ", victim_dob=""))
+    assert "fn" not in families and "dob" not in families and "ln" in families
