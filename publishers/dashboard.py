@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import math
 import re
 from collections.abc import Sequence
@@ -305,18 +306,26 @@ def csv_safe(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
-def write_csv(release: dict[str, Any], path: Path) -> Path:
-    """Write a release's cells as CSV: one column per dimension, then the published count
-    (``<N`` when suppressed), the suppressed flag and the per-cell 95% error bound."""
-    path = Path(path)
+def render_csv(release: dict[str, Any]) -> str:
+    """A release's cells as CSV text: one column per dimension, then the published count
+    (``<N`` when suppressed, never a number), the suppressed flag and the per-cell 95% error
+    bound. Every field goes through :func:`csv_safe`."""
     dims = [str(d) for d in release.get("dimensions") or []]
     bound = release.get("error_bound_95")
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow([csv_safe(h) for h in (*dims, "count", "suppressed", "error_bound_95")])
+    for cell in release.get("cells") or []:
+        key = cell.get("key") or {}
+        row = [key.get(d) for d in dims]
+        row += [cell.get("display"), "true" if cell.get("suppressed") else "false", bound]
+        writer.writerow([csv_safe(v) for v in row])
+    return buffer.getvalue()
+
+
+def write_csv(release: dict[str, Any], path: Path) -> Path:
+    """Write :func:`render_csv` of a release to ``path``."""
+    path = Path(path)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([csv_safe(h) for h in (*dims, "count", "suppressed", "error_bound_95")])
-        for cell in release.get("cells") or []:
-            key = cell.get("key") or {}
-            row = [key.get(d) for d in dims]
-            row += [cell.get("display"), "true" if cell.get("suppressed") else "false", bound]
-            writer.writerow([csv_safe(v) for v in row])
+        handle.write(render_csv(release))
     return path

@@ -20,9 +20,10 @@ from hub.releases.service import (
     default_window,
     get_release,
     list_releases,
+    preview_release,
     request_release,
 )
-from hub.releases.views import catalogue_entries, release_view
+from hub.releases.views import catalogue_entries, release_csv, release_view
 
 from .deps import ActorDep, HubDep
 from .forms import UPLOAD_FORM_OPENAPI, read_extract_form
@@ -142,6 +143,13 @@ class ReleaseBody(BaseModel):
     recipient: str = Field(default="public", description="Must be allowed by the agreement")
 
 
+def _release_request(hub: HubDep, body: ReleaseBody) -> ReleaseRequest:
+    start, end = default_window(hub.today())
+    return ReleaseRequest(
+        body.aggregate_id, body.window_start or start, body.window_end or end, body.recipient
+    )
+
+
 @router.post("/releases", status_code=status.HTTP_201_CREATED, tags=["releases"])
 def create_release(
     hub: HubDep, actor: ActorDep, body: ReleaseBody, response: Response
@@ -149,14 +157,22 @@ def create_release(
     """Release an approved aggregate with differential privacy. The budget debit commits before
     the answer is sent; an identical request returns the stored release (200, no new spend);
     an exhausted budget gives 409 with what remains."""
-    start, end = default_window(hub.today())
-    req = ReleaseRequest(
-        body.aggregate_id, body.window_start or start, body.window_end or end, body.recipient
-    )
+    req = _release_request(hub, body)
     view = hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today())))
     if view["cached"]:
         response.status_code = status.HTTP_200_OK
     return view
+
+
+@router.post("/releases/preview", tags=["releases"])
+def preview(hub: HubDep, actor: ActorDep, body: ReleaseBody) -> dict[str, Any]:
+    """What the same POST to /releases would publish and cost, without spending or storing
+    anything: cells, the 95% error bound per cell and per total, the privacy loss it would
+    spend (0 if an identical release exists: it would be returned from the cache) and what
+    would remain in the agreement's period and lifetime budgets. Reads no data."""
+    req = _release_request(hub, body)
+    with hub.session() as s:
+        return preview_release(s, actor, req, hub.today())
 
 
 @router.get("/releases", tags=["releases"])
@@ -176,6 +192,31 @@ def release(
     """One release by id, exactly as it was first published (404 if there is none)."""
     with hub.session() as s:
         return release_view(get_release(s, actor, release_id), True)
+
+
+@router.get(
+    "/releases/{release_id}/csv",
+    tags=["releases"],
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "The release's cells as CSV"}},
+)
+def release_csv_download(
+    hub: HubDep,
+    actor: ActorDep,
+    release_id: Annotated[str, Path(description="A release id from POST or GET /releases")],
+) -> Response:
+    """One release's cells as a CSV download (same visibility as GET /releases/{id}): one
+    column per dimension, the published count (`<N` for a suppressed cell, never a number),
+    the suppressed flag and the 95% error bound. Any field a spreadsheet could run as a
+    formula (starting with `=`, `+`, `-`, `@`, tab or CR) is prefixed with `'`."""
+    with hub.session() as s:
+        found = get_release(s, actor, release_id)
+        body, name = release_csv(found), f"release-{found.id}.csv"
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/budget", tags=["releases"])

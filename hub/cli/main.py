@@ -389,5 +389,42 @@ def demo(
     run_demo(out, people=people, seed=seed, say=typer.echo)
 
 
+# --- release preview (issue 6, item 4) ----------------------------------------------------------
+
+
+@app.command("release-preview")
+@handles_errors
+def release_preview(
+    aggregate_id: Annotated[
+        str, typer.Argument(help="An approved aggregate, see `ovphub catalogue`")
+    ],
+    start: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=DATE, help="Window start YYYY-MM-DD (default: 24 months back)"),
+    ] = None,
+    end: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=DATE, help="Window end YYYY-MM-DD (default: last month's end)"),
+    ] = None,
+    recipient: Annotated[str, typer.Option(help="Who would receive it (must be allowed)")] = (
+        "public"
+    ),
+) -> None:
+    """Show a release's 95% error bound per cell, its cost and the budget left, spending nothing."""
+    from hub.releases.service import ReleaseRequest, default_window, preview_release
+
+    with acting() as (hub, actor):
+        d_start, d_end = default_window(hub.today())
+        req = ReleaseRequest(
+            aggregate_id,
+            start.date() if start else d_start,
+            end.date() if end else d_end,
+            recipient,
+        )
+        with hub.session() as s:
+            plan = preview_release(s, actor, req, hub.today())
+    emit(plan)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -23,7 +23,7 @@ from hub.agreements.service import check_in_force, governing_dataset
 from hub.auth.policies import Actor, check_can_upload
 from hub.db.models import LinkageToken, Record, Upload
 from hub.errors import AgreementRefused, UploadRejected
-from hub.ingest.reader import read_csv
+from hub.ingest.reader import read_extract
 from hub.keys import KeyStore
 from hub.pseudonymize import Pseudonymizer
 
@@ -115,7 +115,7 @@ def upload_extract(
     if previous is not None:
         return _receipt(previous, gov.spec.ref, actor.name, duplicate=True)
 
-    frame = read_csv(content)
+    frame = read_extract(content, dataset=dataset_id)
     report = validate_extract(dataset, frame)
     rules = apply_row_rules(dataset, frame)
     if not report.ok or rules.rejected.any():

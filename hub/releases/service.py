@@ -311,6 +311,72 @@ def request_release(
     return release, False
 
 
+def _remaining(session: Session, spec: Agreement, period_key: str, cap: float) -> dict[str, Any]:
+    """What an account has left, read only: an account not yet opened has spent nothing. The
+    cap is the governing version's (a debit would update the stored cap to it)."""
+    spent = session.execute(
+        select(BudgetAccount.spent).where(
+            BudgetAccount.agreement_id == spec.id, BudgetAccount.period_key == period_key
+        )
+    ).scalar_one_or_none()
+    spent = round(spent or 0.0, 9)
+    return {
+        "period": period_key,
+        "cap": cap,
+        "spent": spent,
+        "remaining": max(0.0, round(cap - spent, 9)),
+    }
+
+
+def preview_release(
+    session: Session, actor: Actor, req: ReleaseRequest, today: dt.date | None = None
+) -> dict[str, Any]:
+    """What :func:`request_release` would publish and spend, without spending or storing
+    anything (no account is opened, no audit event written) and without reading any data.
+
+    Returns the per-cell and per-total 95% error bounds, the cell count, the privacy loss the
+    release would cost, and what would remain in the agreement's period and lifetime accounts
+    afterwards. If an identical request was already released, ``cached`` is true and the cost
+    is 0: requesting it again returns the stored release. ``fits`` says whether the budget
+    would allow it (the debit itself can still lose a race to a concurrent release).
+    """
+    from publishers.release import preview  # OpenDP loads lazily
+
+    check_permission(actor, Permission.releases_create)
+    today = today or dt.date.today()
+    req.validate(today)
+    gov = governing_aggregate(session, req.aggregate_id)
+    check_in_force(gov, today, "released", session)
+    check_recipient(gov.spec, req.recipient)
+    aggregate = gov.spec.aggregate(req.aggregate_id)
+    assert aggregate is not None
+    cached = find_cached(session, request_hash(gov, req, _uploads_of(session, aggregate.dataset)))
+    plan = preview(gov.spec, req.aggregate_id, req.window_start, req.window_end)
+    budget = gov.spec.outputs.privacy.budget
+    cost = 0.0 if cached is not None else float(plan["cost"])
+    accounts = {
+        "period": _remaining(
+            session, gov.spec, time_key(today, PERIOD_UNIT[budget.period]), budget.per_period
+        ),
+        "lifetime": _remaining(session, gov.spec, LIFETIME, budget.lifetime),
+    }
+    for account in accounts.values():
+        account["remaining_after"] = max(0.0, round(account["remaining"] - cost, 9))
+    fits = all(cost <= a["remaining"] + 1e-12 for a in accounts.values())
+    return {
+        **plan,
+        "title": aggregate.title,
+        "recipient": req.recipient,
+        "cached": cached is not None,
+        "cached_release_id": cached.id if cached is not None else None,
+        "cost_per_release": plan["cost"],
+        "cost": cost,
+        "budget_unit": plan["privacy_loss_unit"],
+        "budget": accounts,
+        "fits": fits,
+    }
+
+
 def get_release(session: Session, actor: Actor, release_id: str) -> Release:
     check_permission(actor, Permission.releases_read)
     release = session.get(Release, release_id)

@@ -18,6 +18,14 @@ def release_view(release: Release, cached: bool) -> dict[str, Any]:
     return {**release.manifest, "cached": cached}
 
 
+def release_csv(release: Release) -> str:
+    """The release's cells as CSV, safe to open in a spreadsheet (no field can run as a
+    formula); suppressed cells read ``<N`` with no number."""
+    from publishers.dashboard import render_csv
+
+    return render_csv(release.manifest)
+
+
 def catalogue_entries(session: Session) -> list[dict[str, Any]]:
     """Every approved aggregate, with what it costs and what it needs."""
     from publishers.release import privacy_cost
@@ -47,8 +55,13 @@ def catalogue_entries(session: Session) -> list[dict[str, Any]]:
 
 
 def write_dashboard(session: Session, actor: Actor, out_dir: Path) -> Path:
+    """Write the public dashboard (``index.html``) and, beside it, the transparency page
+    (``transparency.html``), both from the same public releases. Returns the dashboard's
+    path."""
     from publishers.dashboard import render_dashboard
+    from publishers.transparency import render_transparency
 
-    # The dashboard is public: only releases made for the public go on it.
+    # Both pages are public: only releases made for the public go on them.
     manifests = [r.manifest for r in list_releases(session, actor, public_only=True)]
+    render_transparency(manifests, out_dir)
     return render_dashboard(manifests, out_dir)

@@ -1,0 +1,107 @@
+"""What every extract format shares: the error, the limits, the header check, cells to text.
+
+Every reader turns its file into a header (a list of column names) and rows of ``str`` or
+``None`` (an empty cell), so validation sees exactly what the agency sent, whatever the format.
+Error messages name the line, row or column and never contain a cell value: a steward's file
+holds names and birth dates, and messages end up in logs and reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+import pandas as pd
+
+from hub.errors import UploadRejected
+
+#: The longest single cell a CSV may hold, in characters. A longer one almost always means a
+#: quote that is never closed; refusing it keeps a runaway field from eating memory.
+MAX_CELL_CHARS = 1 << 20
+
+Row = list[str | None]
+
+
+class ExtractUnreadable(UploadRejected):
+    """The file cannot be read as an extract: wrong format, encoding or structure."""
+
+    code = "extract_unreadable"
+
+
+def check_header(names: Sequence[object]) -> list[str]:
+    """Column names as stripped text; refuses repeated and empty names."""
+    header = ["" if n is None else str(n).strip() for n in names]
+    dupes = [h for h, n in Counter(header).items() if n > 1 and h]
+    if dupes:
+        raise ExtractUnreadable(f"the header repeats column(s) {', '.join(dupes)}; name each once")
+    if any(not h for h in header):
+        position = [i + 1 for i, h in enumerate(header) if not h]
+        raise ExtractUnreadable(f"the header has empty column names at position(s) {position}")
+    return header
+
+
+def cell_text(value: object, *, midnight_as_date: bool = True) -> str | None:
+    """One typed cell (from Excel or Parquet) as the text a CSV would have held.
+
+    Dates are ISO ``YYYY-MM-DD``; date-times ``YYYY-MM-DDTHH:MM:SS`` (with fractions or an
+    offset only when present). Excel stores every date as a date-time, so with
+    ``midnight_as_date`` a date-time at exactly midnight reads as a date. Whole floats lose their
+    ``.0`` (Excel stores all numbers as floats; a ZIP code typed as a number also loses leading
+    zeros, which only the agency's export can fix). Booleans are ``true``/``false``; blank text
+    and NaN are empty (``None``).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer() and abs(value) < 2**53:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        if midnight_as_date and value.tzinfo is None and value.time() == dt.time(0):
+            return value.date().isoformat()
+        return value.isoformat(timespec="seconds" if value.microsecond == 0 else "auto")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return cell_text(value.decode("utf-8"))
+    return str(value)
+
+
+def frames(
+    header: list[str],
+    rows: Iterable[Any],
+    chunk_rows: int,
+    *,
+    none_yet: bool = True,
+    to_frame: Callable[[list[str], list[Any]], pd.DataFrame] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """``rows`` as DataFrames of at most ``chunk_rows`` rows (built by ``to_frame``, default
+    :func:`frame`); refuses a file with no rows (``none_yet=False`` when earlier chunks came
+    from elsewhere)."""
+    build = to_frame or frame
+    it = iter(rows)
+    while batch := list(islice(it, chunk_rows)):
+        none_yet = False
+        yield build(header, batch)
+    if none_yet:
+        raise ExtractUnreadable("the file has a header but no rows")
+
+
+def frame(header: list[str], rows: list[Row]) -> pd.DataFrame:
+    """The DataFrame the hub validates: object dtype, ``str`` or ``None`` in every cell."""
+    return pd.DataFrame(rows, columns=header, dtype=object)

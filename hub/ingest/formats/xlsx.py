@@ -1,0 +1,120 @@
+"""Excel (XLSX) extracts, read with openpyxl in read-only mode straight from memory.
+
+The zip directory is inspected before openpyxl touches the file, so a zip bomb is refused
+without inflating anything: too many members, more than :data:`MAX_UNCOMPRESSED` bytes in all,
+or an archive that would grow more than :data:`MAX_RATIO` times. (Python's zipfile also stops
+each member at its declared size, so the directory cannot understate what gets inflated.)
+
+The sheet read is the one named like the dataset (``police_victimizations``, compared ignoring
+case, spaces and dashes) when there is one, else the first. Row 1 is the header. Formulas are
+read as their cached values. Cells become text as :func:`~hub.ingest.formats.base.cell_text`
+describes.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+
+from hub.ingest.formats.base import ExtractUnreadable, Row, cell_text, check_header
+
+MAX_UNCOMPRESSED = 512 << 20
+MAX_RATIO = 100
+MAX_MEMBERS = 10_000
+WORKBOOK_PART = "xl/workbook.xml"
+
+
+def check_archive(content: bytes) -> zipfile.ZipFile:
+    """The zip directory, after refusing zip bombs and zips that are not workbooks."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise ExtractUnreadable(
+            "the file starts like a zip archive (an Excel workbook) but its directory is "
+            "damaged; save the workbook again or export the extract as CSV"
+        ) from None
+    members = archive.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise ExtractUnreadable(
+            f"the workbook holds {len(members):,} parts, more than the {MAX_MEMBERS:,} allowed; "
+            "it is not a normal Excel file (possibly a zip bomb)"
+        )
+    total = sum(m.file_size for m in members)
+    if total > MAX_UNCOMPRESSED or total > MAX_RATIO * max(len(content), 1):
+        raise ExtractUnreadable(
+            f"the workbook would expand from {len(content):,} to {total:,} bytes, beyond the "
+            f"limits ({MAX_UNCOMPRESSED >> 20} MiB, or {MAX_RATIO} times the file); it was not "
+            "opened (possibly a zip bomb). Export the extract as CSV or Parquet"
+        )
+    if WORKBOOK_PART not in archive.namelist():
+        raise ExtractUnreadable(
+            "the file is a zip archive but not an Excel workbook (no xl/workbook.xml); upload "
+            "the extract itself as CSV, XLSX or Parquet"
+        )
+    return archive
+
+
+def _same_name(a: str, b: str) -> bool:
+    def norm(s: str) -> str:
+        return s.strip().lower().replace("-", "_").replace(" ", "_")
+
+    return norm(a) == norm(b)
+
+
+def iter_xlsx(content: bytes, *, dataset: str | None = None) -> tuple[list[str], Iterator[Row]]:
+    """The header of the chosen sheet (read now) and its rows (read lazily)."""
+    check_archive(content).close()
+    try:
+        with warnings.catch_warnings():
+            # openpyxl warns about styles and extensions it ignores; they do not affect values.
+            warnings.simplefilter("ignore")
+            book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many types for a damaged workbook
+        raise ExtractUnreadable(
+            "the Excel workbook cannot be opened: it is damaged or not an XLSX file; save it "
+            "again from Excel or export the extract as CSV"
+        ) from None
+    names = book.sheetnames
+    chosen = next((n for n in names if dataset and _same_name(n, dataset)), None)
+    if chosen is None and names:
+        chosen = names[0]
+    if chosen is None:
+        book.close()
+        raise ExtractUnreadable("the workbook has no sheets")
+    sheet: Any = book[chosen]
+    cells = sheet.iter_rows(values_only=True)
+    first = next(cells, None)
+    raw = list(first or ())
+    while raw and (raw[-1] is None or (isinstance(raw[-1], str) and not raw[-1].strip())):
+        raw.pop()
+    if not raw:
+        book.close()
+        raise ExtractUnreadable(f"sheet '{chosen}' has no header: put the column names in row 1")
+    header = check_header([cell_text(v) for v in raw])
+    return header, _rows(book, chosen, cells, len(header))
+
+
+def _rows(book: Any, sheet: str, cells: Iterator[tuple[Any, ...]], width: int) -> Iterator[Row]:
+    try:
+        for number, values in enumerate(cells, start=2):
+            texts = [cell_text(v) for v in values]
+            if any(t is not None for t in texts[width:]):
+                col = next(i for i, t in enumerate(texts) if i >= width and t is not None)
+                raise ExtractUnreadable(
+                    f"sheet '{sheet}' row {number}, column {get_column_letter(col + 1)}: a value "
+                    f"stands outside the {width} named columns; give the column a header or "
+                    "clear it"
+                )
+            if all(t is None for t in texts):
+                continue
+            row = texts[:width]
+            row.extend([None] * (width - len(row)))
+            yield row
+    finally:
+        book.close()
