@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from contracts.loader import AgreementInvalid, parse_agreement
 from contracts.model import Agreement
-from hub.agreements.lifecycle import allowed_next, effective_status, transition
-from hub.agreements.service import Governing, get_version, register
-from hub.agreements.signatures import add_signature, record_approval, signature_status
+from hub.agreements.lifecycle import transition
+from hub.agreements.service import get_version, register
+from hub.agreements.signatures import add_signature, record_approval
+from hub.agreements.views import status_view
 from hub.auth.policies import Actor, Permission, Role, check_permission
 from hub.errors import InvalidRequest, NotAllowed
 
@@ -30,19 +31,6 @@ def _readable(actor: Actor, spec: Agreement) -> None:
     a steward reads the agreements their agency is a party to."""
     if actor.role == Role.steward and actor.party_id not in {p.id for p in spec.parties}:
         raise NotAllowed(f"{actor.label} is not a party to {spec.ref}")
-
-
-def _status(s: Session, gov: Governing, today: Any) -> dict[str, Any]:
-    sigs = signature_status(s, gov.row, gov.spec)
-    return {
-        "agreement": gov.spec.ref,
-        "status": effective_status(gov.row, gov.spec, today),
-        "sha256": gov.row.sha256,
-        "next": allowed_next(gov.row),
-        "signatures": sigs.details,
-        "unsigned_parties": sigs.unsigned_parties,
-        "approvals_required": list(gov.spec.approvals_required),
-    }
 
 
 @router.post("/agreements", status_code=status.HTTP_201_CREATED)
@@ -74,7 +62,7 @@ def version_status(
     with hub.session() as s:
         gov = get_version(s, agreement_id, version)
         _readable(actor, gov.spec)
-        return _status(s, gov, hub.today())
+        return status_view(s, gov, hub.today())
 
 
 @router.get("/agreements/{agreement_id}/versions/{version}/document", response_model=None)
@@ -165,7 +153,7 @@ def sign(
     def work(s: Session) -> dict[str, Any]:
         gov = get_version(s, agreement_id, version)
         add_signature(s, gov.row, gov.spec, body.fingerprint, body.signature, actor.label)
-        return _status(s, gov, hub.today())
+        return status_view(s, gov, hub.today())
 
     return hub.transact(work)
 
@@ -189,7 +177,7 @@ def approve(
     def work(s: Session) -> dict[str, Any]:
         gov = get_version(s, agreement_id, version)
         record_approval(s, gov.row, gov.spec, body.body, body.decision, body.reference, actor.label)
-        return _status(s, gov, hub.today())
+        return status_view(s, gov, hub.today())
 
     return hub.transact(work)
 
@@ -213,6 +201,6 @@ def move(
     def work(s: Session) -> dict[str, Any]:
         gov = get_version(s, agreement_id, version)
         transition(s, gov.row, gov.spec, body.to, actor, hub.today(), body.reason)
-        return _status(s, gov, hub.today())
+        return status_view(s, gov, hub.today())
 
     return hub.transact(work)

@@ -8,13 +8,13 @@ expiries (which take effect by date regardless).
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from contracts.loader import parse_agreement
+from hub.agreements.views import lifecycle_view, status_view
 from hub.cli.common import acting, emit, handles_errors
 
 agreements_app = typer.Typer(
@@ -23,6 +23,7 @@ agreements_app = typer.Typer(
 )
 
 Ref = Annotated[str, typer.Argument(help="Agreement id, optionally @version (default: latest)")]
+Reason = Annotated[str, typer.Option(help="Why (kept in the audit log)")]
 
 
 def _split(ref: str) -> tuple[str, str | None]:
@@ -127,18 +128,6 @@ def agreements_list() -> None:
         )
 
 
-def _version_view(gov: Any, today: dt.date) -> dict[str, Any]:
-    from hub.agreements.lifecycle import allowed_next, effective_status
-
-    return {
-        "agreement": gov.spec.ref,
-        "status": effective_status(gov.row, gov.spec, today),
-        "recorded_status": gov.row.status,
-        "sha256": gov.row.sha256,
-        "next": allowed_next(gov.row),
-    }
-
-
 def _move(ref: str, to_status: str, reason: str) -> None:
     from hub.agreements.lifecycle import transition
     from hub.agreements.service import get_version
@@ -147,7 +136,7 @@ def _move(ref: str, to_status: str, reason: str) -> None:
         with hub.session() as s:
             gov = get_version(s, *_split(ref))
             transition(s, gov.row, gov.spec, to_status, actor, hub.today(), reason)
-            view = _version_view(gov, hub.today())
+            view = lifecycle_view(gov, hub.today())
         emit(view)
 
 
@@ -168,27 +157,21 @@ def agreements_activate(ref: Ref) -> None:
 
 @agreements_app.command("suspend")
 @handles_errors
-def agreements_suspend(
-    ref: Ref, reason: Annotated[str, typer.Option(help="Why (kept in the audit log)")]
-) -> None:
+def agreements_suspend(ref: Ref, reason: Reason) -> None:
     """Suspend an active version: ingest, linkage and release stop at once."""
     _move(ref, "suspended", reason)
 
 
 @agreements_app.command("reinstate")
 @handles_errors
-def agreements_reinstate(
-    ref: Ref, reason: Annotated[str, typer.Option(help="Why (kept in the audit log)")]
-) -> None:
+def agreements_reinstate(ref: Ref, reason: Reason) -> None:
     """Reinstate a suspended version (the activation gate applies again)."""
     _move(ref, "active", reason)
 
 
 @agreements_app.command("terminate")
 @handles_errors
-def agreements_terminate(
-    ref: Ref, reason: Annotated[str, typer.Option(help="Why (kept in the audit log)")]
-) -> None:
+def agreements_terminate(ref: Ref, reason: Reason) -> None:
     """Terminate a version: everything stops, and destruction is scheduled as retention says."""
     _move(ref, "terminated", reason)
 
@@ -198,21 +181,11 @@ def agreements_terminate(
 def agreements_status(ref: Ref) -> None:
     """Lifecycle state, signatures (valid or not), approvals and what can happen next."""
     from hub.agreements.service import get_version
-    from hub.agreements.signatures import signature_status
     from hub.auth.policies import Permission, check_permission
 
     with acting() as (hub, actor), hub.session() as s:
         check_permission(actor, Permission.agreements_read)
-        gov = get_version(s, *_split(ref))
-        sigs = signature_status(s, gov.row, gov.spec)
-        emit(
-            {
-                **_version_view(gov, hub.today()),
-                "signatures": sigs.details,
-                "unsigned_parties": sigs.unsigned_parties,
-                "approvals_required": list(gov.spec.approvals_required),
-            }
-        )
+        emit(status_view(s, get_version(s, *_split(ref)), hub.today()))
 
 
 @agreements_app.command("verify")
@@ -325,7 +298,7 @@ def agreements_setup(
                 spec = spec_of(row)
                 if row.status in ("draft", "under_review"):
                     sign_approve_activate(s, row, spec, signer_keys, actor, hub.today())
-                out.append(_version_view(Governing(row, spec), hub.today()))
+                out.append(lifecycle_view(Governing(row, spec), hub.today()))
         emit(out)
 
 
