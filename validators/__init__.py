@@ -1,10 +1,13 @@
 """validators: turn a dataset's contract into checks, run them on an extract, report without
 values.
 
-    validate_extract(dataset, df, *, row_offset=0, record_keys=None) -> ValidationReport
+    validate_extract(dataset, df, *, row_offset=0, record_keys=None, today=None) -> ValidationReport
     apply_row_rules(dataset, df, *, row_offset=0) -> RowRuleOutcome
     compile_suite(dataset) -> great_expectations ExpectationSuite
     render_html(report) -> str
+
+The agreement's named checks (``datasets[].checks``: ICD-10-CM code kinds, dates not in the
+future, dates in order) are implemented in ``custom.py`` and run in the same suite.
 
 Importing this package does not import great-expectations (that costs seconds); the first
 validation does. Depends on ``contracts`` only.

@@ -1,10 +1,11 @@
 """Compile a dataset's contract into checks: plain descriptions, no great-expectations import.
 
 Each :class:`Check` names the finding rule it reports under (``required``, ``allowed_values``,
-``keyset``, ``pattern``, ``type:<type>``, ``range``), the field, and the great-expectations
-expectation that evaluates it (see ``suite.py``). Several checks may share one rule: a date is
-checked by a regular expression *and* by a real calendar parse, and a row failing either is
-one failing row of ``type:date``.
+``keyset``, ``pattern``, ``type:<type>``, ``range``, and ``check:<name>`` for the named checks
+the agreement declares under ``checks``, see ``custom.py``), the field, and the
+great-expectations expectation that evaluates it (see ``suite.py``). Several checks may share
+one rule: a date is checked by a regular expression *and* by a real calendar parse, and a row
+failing either is one failing row of ``type:date``.
 
 Semantics, decided here once:
 
@@ -20,6 +21,9 @@ Semantics, decided here once:
   real calendar day. Surrounding spaces fail every type.
 * ``min``/``max`` apply to integer and number fields only and are inclusive. They are checked on
   the values that passed the type check, so a bad number is reported once, as a type failure.
+* A named check (``checks:`` in the agreement) reports under ``check:<name>`` on its first
+  field, with the severity the agreement gives it; rows whose value fails the type or pattern
+  of one of the check's fields are reported there, not again by the check.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from contracts.conditions import parse_condition
 from contracts.keysets import keyset
-from contracts.model import Dataset, DatasetField, FieldType
+from contracts.model import Dataset, DatasetCheck, DatasetField, FieldType
+from validators.custom import describe
+from validators.report import Severity
 
 TYPE_PATTERNS: dict[FieldType, str] = {
     FieldType.integer: r"^[+-]?[0-9]+\Z",
@@ -70,7 +77,7 @@ _TYPE_WORDS: dict[FieldType, tuple[str, str]] = {
 NUMERIC_TYPES = frozenset({FieldType.integer, FieldType.number})
 LONG_VALUE_LIST = 12  # longer enumerations are summarised, not listed, in messages
 
-Expectation = Literal["not_null", "in_set", "match_regex", "calendar_date", "between"]
+Expectation = Literal["not_null", "in_set", "match_regex", "calendar_date", "between", "custom"]
 
 
 @dataclass(frozen=True)
@@ -79,8 +86,10 @@ class Check:
 
     ``column`` is the column of the validation frame the expectation reads: the field itself,
     or, when ``numeric`` is set, a derived float column holding the field's value where it
-    parses as a number (and nothing elsewhere). ``excludes`` names a rule whose failing rows
-    are not reported again under this one (a range check excludes the type check).
+    parses as a number (and nothing elsewhere). A named check (``expectation == "custom"``)
+    reads several fields: ``columns`` lists them, its condition's field last. ``excludes``
+    names ``(rule, field)`` pairs whose failing rows are not reported again under this check
+    (a range check excludes the type check).
     """
 
     rule: str
@@ -90,11 +99,24 @@ class Check:
     subject: str
     fix: str
     numeric: bool = False
-    excludes: str | None = None
+    excludes: tuple[tuple[str, str], ...] = ()
+    severity: Severity = "error"
 
     @property
     def column(self) -> str:
         return numeric_column(self.field) if self.numeric else self.field
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every frame column the expectation reads."""
+        declared: tuple[str, ...] | None = self.kwarg("columns")
+        return declared if declared is not None else (self.column,)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every field of the extract the expectation reads (before any derivation)."""
+        declared: tuple[str, ...] | None = self.kwarg("columns")
+        return declared if declared is not None else (self.field,)
 
     def kwarg(self, name: str) -> Any:
         return dict(self.kwargs).get(name)
@@ -122,7 +144,38 @@ def compile_checks(dataset: Dataset) -> tuple[Check, ...]:
     checks: list[Check] = []
     for f in dataset.fields:
         checks.extend(_field_checks(f))
+    checks.extend(declared_check(dataset, c) for c in dataset.checks)
     return tuple(checks)
+
+
+def declared_check(dataset: Dataset, declared: DatasetCheck) -> Check:
+    """The check for one entry of the agreement's ``checks`` (lint has vetted its fields)."""
+    name = declared.check.value
+    columns = list(declared.fields)
+    if declared.when is not None:
+        condition = parse_condition(declared.when)
+        if condition.field and condition.field not in columns:
+            columns.append(condition.field)
+    excludes: list[tuple[str, str]] = []
+    for field_name in declared.fields:
+        f = dataset.field(field_name)
+        if f is None:
+            continue
+        if f.type in TYPE_PATTERNS:
+            excludes.append((f"type:{f.type.value}", f.name))
+        if f.pattern is not None:
+            excludes.append(("pattern", f.name))
+    subject, fix = describe(name, declared.fields, declared.when)
+    return Check(
+        f"check:{name}",
+        declared.fields[0],
+        "custom",
+        (("check", name), ("columns", tuple(columns)), ("when", declared.when)),
+        subject,
+        fix,
+        excludes=tuple(excludes),
+        severity=declared.severity,
+    )
 
 
 def _field_checks(f: DatasetField) -> list[Check]:
@@ -208,5 +261,5 @@ def _range_check(f: DatasetField) -> Check:
         f"{article(f.name)} {bound}",
         fix,
         numeric=True,
-        excludes=f"type:{f.type.value}",
+        excludes=((f"type:{f.type.value}", f.name),),
     )

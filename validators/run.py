@@ -31,6 +31,7 @@ Decisions:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -145,11 +146,12 @@ def prepare_frame(
     n = len(df)
     columns: dict[str, pd.Series] = {}
     for check in checks:
-        if check.field in columns:
-            continue
-        pos = header.positions.get(check.field)
-        values = df.iloc[:, pos].to_numpy(dtype=object) if pos is not None else [None] * n
-        columns[check.field] = pd.Series(values, dtype="str")
+        for name in check.fields:
+            if name in columns:
+                continue
+            pos = header.positions.get(name)
+            values = df.iloc[:, pos].to_numpy(dtype=object) if pos is not None else [None] * n
+            columns[name] = pd.Series(values, dtype="str")
     for check in checks:
         if check.numeric and check.column not in columns:
             field = dataset.field(check.field)
@@ -175,11 +177,14 @@ def check_findings(
     skip: frozenset[str],
     row_offset: int,
 ) -> list[Finding]:
-    """One finding per (rule, field) with failing rows: the union of its checks' failures,
-    minus the rows its ``excludes`` rule already reports. Fields in ``skip`` are left out."""
-    groups: dict[tuple[str, str], list[int]] = {}
+    """One finding per (rule, field, subject) with failing rows: the union of its checks'
+    failures, minus the rows its ``excludes`` rules already report. Fields in ``skip`` are
+    left out."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    by_rule: dict[tuple[str, str], list[int]] = {}
     for i, check in enumerate(checks):
-        groups.setdefault((check.rule, check.field), []).append(i)
+        groups.setdefault((check.rule, check.field, check.subject), []).append(i)
+        by_rule.setdefault((check.rule, check.field), []).append(i)
     empty = np.zeros(0, dtype=np.int64)
 
     def failing(indexes: Sequence[int]) -> npt.NDArray[np.int64]:
@@ -189,20 +194,20 @@ def check_findings(
         return rows
 
     findings: list[Finding] = []
-    for (rule, field), indexes in groups.items():
+    for (rule, field, _), indexes in groups.items():
         if field in skip:
             continue
         rows = failing(indexes)
-        excluded = checks[indexes[0]].excludes
-        if excluded is not None and len(rows):
-            rows = np.setdiff1d(rows, failing(groups.get((excluded, field), [])))
+        first = checks[indexes[0]]
+        if first.excludes and len(rows):
+            excluded = [i for key in first.excludes for i in by_rule.get(key, [])]
+            rows = np.setdiff1d(rows, failing(excluded))
         if len(rows):
-            first = checks[indexes[0]]
             findings.append(
                 Finding(
                     rule,
                     field,
-                    "error",
+                    first.severity,
                     first.subject,
                     first.fix,
                     failing_rows=len(rows),
@@ -215,7 +220,9 @@ def check_findings(
 
 def field_rank(dataset: Dataset, name: str) -> int:
     """1 + the field's position: findings sort after the header's, in field order."""
-    return 1 + next(i for i, f in enumerate(dataset.fields) if f.name == name)
+    return 1 + next(
+        (i for i, f in enumerate(dataset.fields) if f.name == name), len(dataset.fields)
+    )
 
 
 def key_findings(
@@ -248,13 +255,16 @@ def validate_extract(
     *,
     row_offset: int = 0,
     record_keys: RecordKeyTracker | None = None,
+    today: dt.date | None = None,
 ) -> ValidationReport:
     """Check ``df`` against ``dataset``'s contract; the report names rules, columns and row
     numbers, never values.
 
     ``row_offset`` is the number of data rows before this chunk. ``record_keys`` carries
     record-key uniqueness across chunks: pass the same tracker for every chunk of one file, in
-    order. Without one, ``df`` is taken to be the whole file.
+    order. Without one, ``df`` is taken to be the whole file. ``today`` is the day the
+    agreement's named checks compare against (``not_in_future``); the hub passes its clock,
+    and the default is the system's date.
 
     Row rules (reject, drop_row, ...) are not applied here; see :func:`rules.apply_row_rules`.
     Raises ``ValidationEngineError`` if great-expectations fails (not for bad data).
@@ -267,7 +277,7 @@ def validate_extract(
         return ValidationReport(dataset.id, len(df), tuple(findings))
     checks = compile_checks(dataset)
     frame = prepare_frame(dataset, df, header, checks)
-    failures = run_suite(dataset, frame)
+    failures = run_suite(dataset, frame, today=today)
     findings += check_findings(dataset, checks, failures, header.missing, row_offset)
     tracker = record_keys if record_keys is not None else RecordKeyTracker()
     findings += key_findings(dataset, df, header, tracker, row_offset)

@@ -27,6 +27,7 @@ RULES: tuple[Rule, ...] = (
     structure.check_parties,
     structure.check_signatories,
     structure.check_datasets,
+    structure.check_dataset_checks,
     structure.check_outputs,
     structure.check_aggregate_linkage,
     structure.check_linkage,

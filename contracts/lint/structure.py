@@ -1,5 +1,6 @@
 """Rules on the agreement's own consistency: dates, parties and signatories, datasets and
-fields, row rules, outputs, linkage, purposes, consent, retention, incidents, amendments."""
+fields, row rules, named checks, outputs, linkage, purposes, consent, retention, incidents,
+amendments."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from contracts.lint.base import (
     rule,
 )
 from contracts.model import (
+    CHECKS,
     TIME_DIMENSIONS,
+    Dataset,
     DatasetField,
     FieldClass,
     FieldType,
@@ -115,24 +118,7 @@ def check_datasets(s: Subject) -> Iterator[Finding]:
             yield from check_field(f, f"{at}.fields[{j}]")
         for j, r in enumerate(ds.row_rules):
             rat = f"{at}.row_rules[{j}]"
-            try:
-                cond = parse_condition(r.when)
-            except ConditionError as exc:
-                yield f"{rat}.when", str(exc)
-                continue
-            target = ds.field(cond.field)
-            if not cond.every_row and s.missing(cond.field, names):
-                yield f"{rat}.when", f"the condition names {cond.field}, which is not a field"
-            elif (
-                cond.op in ORDERING
-                and target is not None
-                and target.type not in (FieldType.integer, FieldType.number)
-            ):
-                yield (
-                    f"{rat}.when",
-                    f"`{cond.op}` compares numbers, but {cond.field} is {target.type.value}; "
-                    "use == or in",
-                )
+            yield from check_condition(s, ds, r.when, f"{rat}.when")
             if r.handling == RowHandling.requires_consent and (
                 r.consent_field is None or s.missing(r.consent_field, names)
             ):
@@ -146,6 +132,73 @@ def check_datasets(s: Subject) -> Iterator[Finding]:
                     f"consent_field applies only to requires_consent, not {r.handling.value}; "
                     "remove it or change the handling",
                 )
+
+
+def check_condition(s: Subject, ds: Dataset, when: str, at: str) -> Iterator[Finding]:
+    """Problems of a condition (``row_rules[].when``, ``checks[].when``) in dataset ``ds``."""
+    try:
+        cond = parse_condition(when)
+    except ConditionError as exc:
+        yield at, str(exc)
+        return
+    target = ds.field(cond.field)
+    if not cond.every_row and s.missing(cond.field, [f.name for f in ds.fields]):
+        yield at, f"the condition names {cond.field}, which is not a field"
+    elif (
+        cond.op in ORDERING
+        and target is not None
+        and target.type not in (FieldType.integer, FieldType.number)
+    ):
+        yield (
+            at,
+            f"`{cond.op}` compares numbers, but {cond.field} is {target.type.value}; use == or in",
+        )
+
+
+_ORDINALS = ("first", "second", "third")
+
+
+@rule("datasets")
+def check_dataset_checks(s: Subject) -> Iterator[Finding]:
+    """Each named check exists, reads fields of its dataset, of the types it takes."""
+    for i, ds in enumerate(s.agreement.datasets):
+        names = [f.name for f in ds.fields]
+        seen: set[tuple[str, tuple[str, ...], str | None]] = set()
+        for k, c in enumerate(ds.checks):
+            at = f"datasets[{i}].checks[{k}]"
+            sig = CHECKS[c.check]
+            if len(c.fields) != sig.arity:
+                takes = "one field" if sig.arity == 1 else f"{sig.arity} fields"
+                yield (
+                    f"{at}.fields",
+                    f"{c.check.value} takes {takes} ({', '.join(sig.roles)}), but "
+                    f"{len(c.fields)} {'is' if len(c.fields) == 1 else 'are'} listed; list "
+                    + ("exactly one" if sig.arity == 1 else f"exactly {sig.arity}, in that order"),
+                )
+            for j, name in enumerate(c.fields[: sig.arity]):
+                f = ds.field(name)
+                if f is None:
+                    if s.missing(name, names):
+                        yield (
+                            f"{at}.fields[{j}]",
+                            f"{name} is not a field of dataset {ds.id}; name one of its fields",
+                        )
+                elif f.type not in sig.fields[j]:
+                    kinds = " or ".join(sorted(t.value for t in sig.fields[j]))
+                    which = "" if sig.arity == 1 else f"its {_ORDINALS[j]} field, "
+                    yield (
+                        f"{at}.fields[{j}]",
+                        f"{c.check.value} reads {which}{sig.roles[j]}, from a {kinds} field, but "
+                        f"{name} is {f.type.value}",
+                    )
+            for name in duplicates(c.fields):
+                yield f"{at}.fields", f"{name} is listed more than once; list different fields"
+            if c.when is not None:
+                yield from check_condition(s, ds, c.when, f"{at}.when")
+            key = (c.check.value, c.fields, c.when)
+            if key in seen:
+                yield at, f"{c.check.value} on {', '.join(c.fields)} is declared twice; remove one"
+            seen.add(key)
 
 
 def check_field(f: DatasetField, at: str) -> Iterator[Finding]:

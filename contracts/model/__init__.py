@@ -9,8 +9,9 @@ dimension the dataset does not have, a VAWA provider without per-row consent, ..
 ``contracts.lint`` so that *every* problem is reported in one run.
 
 The package is split by section: ``vocabulary`` (enumerations, names, durations), ``datasets``
-(fields, transforms, row rules), ``outputs`` (privacy and aggregates) and ``agreement`` (the
-rest, and :class:`Agreement` itself). Import everything from ``contracts.model``.
+(fields, transforms, row rules, checks), ``checks`` (the catalogue of the hub's named checks),
+``outputs`` (privacy and aggregates) and ``agreement`` (the rest, and :class:`Agreement`
+itself). Import everything from ``contracts.model``.
 """
 
 from contracts.model.agreement import (
@@ -38,9 +39,11 @@ from contracts.model.agreement import (
     StatutoryClock,
     Subcontractors,
 )
+from contracts.model.checks import CHECKS, CheckName, CheckSignature
 from contracts.model.datasets import (
     TRANSFORM_WORDS,
     Dataset,
+    DatasetCheck,
     DatasetField,
     Delivery,
     FerpaTerms,
@@ -96,11 +99,15 @@ __all__ = [
     "Amendment",
     "Approval",
     "Budget",
+    "CHECKS",
+    "CheckName",
+    "CheckSignature",
     "Consent",
     "Contact",
     "Contacts",
     "ContributionBound",
     "Dataset",
+    "DatasetCheck",
     "DatasetField",
     "Delivery",
     "Destruction",

@@ -10,6 +10,7 @@ from pydantic import Field, GetJsonSchemaHandler, field_validator, model_validat
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from contracts.model.checks import CheckName
 from contracts.model.vocabulary import (
     FieldClass,
     FieldType,
@@ -177,6 +178,29 @@ class RowRule(Strict):
     )
 
 
+class DatasetCheck(Strict):
+    """A named check the hub runs on every row at upload, beyond what the fields declare, e.g.
+    ``{check: dates_in_order, fields: [victim_dob, incident_datetime]}``. The agreement decides
+    whether a failing row rejects the upload (error) or is only reported (warning)."""
+
+    check: CheckName = Field(description="Which of the hub's checks to run.")
+    fields: tuple[Name, ...] = Field(
+        min_length=1,
+        description="The fields the check reads, in the order the check takes them "
+        "(dates_in_order: the earlier date, then the later one).",
+    )
+    when: str | None = Field(
+        default=None,
+        description="Only rows matching this condition are checked (the row-rule language: "
+        "`injury_intent == ASSAULT`); every row when absent.",
+    )
+    severity: Literal["error", "warning"] = Field(
+        default="error",
+        description="error: failing rows reject the upload; warning: they are reported and "
+        "the upload goes ahead.",
+    )
+
+
 class FerpaTerms(Strict):
     """What FERPA requires a written agreement to state for student records disclosed under
     the studies or audit/evaluation exceptions (34 CFR 99.31(a)(6), 99.35)."""
@@ -235,6 +259,9 @@ class Dataset(Strict):
     fields: tuple[DatasetField, ...] = Field(description="Every column the extract may carry.")
     row_rules: tuple[RowRule, ...] = Field(
         default=(), description="Rules on whole rows, applied at upload."
+    )
+    checks: tuple[DatasetCheck, ...] = Field(
+        default=(), description="Named checks run on every row at upload, beyond the fields' own."
     )
     ferpa: FerpaTerms | None = Field(
         default=None, description="FERPA terms, required for records of a FERPA agency."
