@@ -3,26 +3,36 @@
 pyarrow parses about ten times faster than the csv module, but it is more lenient about
 quotes (it accepts ``"ab"c`` and silently runs an unclosed quote to the end of the file) and its
 errors quote row contents. So it is used only where it cannot disagree with the csv module: a
-UTF-8 file with no quote character at all. Any error it meets — a ragged line, a cell over
+file with no quote character at all. UTF-16 and Windows-1252 files are transcoded to UTF-8 as
+they stream (``ReadOptions.encoding``). Any error it meets — a ragged line, a cell over
 :data:`~hub.ingest.formats.base.MAX_CELL_CHARS`, a line longer than a block — raises
 :class:`ArrowFallback` with the rows already delivered, and the caller resumes with the csv
 module from there, which reports the problem with its line.
+
+The file streams through in blocks of :data:`BLOCK_BYTES`, converted to Python text a group
+of about :data:`GROUP_ROWS` rows at a time straight into the chunk being built, so memory holds
+a few blocks plus one chunk. (pyarrow reads up to 32 blocks ahead in a background thread,
+which is why blocks are small.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from hub.ingest.formats.base import MAX_CELL_CHARS
+from hub.ingest.formats.grid import CellTooLong, ChunkBuilder
+from hub.ingest.formats.source import Source
 from hub.ingest.formats.text import CsvPlan
 
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 1 << 20
+#: Rows converted together: one Python ``str`` is made per distinct value in a group.
+GROUP_ROWS = 1 << 16
+#: How pyarrow names each codec the scan can choose (it decodes other than UTF-8 in Python).
+_ARROW_ENCODING = {"utf-8-sig": "utf8", "utf-16": "utf-16", "cp1252": "cp1252"}
 
 
 class ArrowFallback(Exception):
@@ -33,99 +43,51 @@ class ArrowFallback(Exception):
         self.rows_done = rows_done
 
 
-def arrow_eligible(content: bytes, plan: CsvPlan) -> bool:
-    """Whether pyarrow reads ``content`` exactly as the csv module would."""
-    return plan.encoding == "utf-8-sig" and b'"' not in content
+def arrow_eligible(plan: CsvPlan, *, quoted: bool) -> bool:
+    """Whether pyarrow reads the file exactly as the csv module would: no quote anywhere."""
+    return not quoted and plan.encoding in _ARROW_ENCODING
 
 
-def _body_start(content: bytes) -> int:
-    """Offset of the first byte after the header line (which holds no quotes)."""
-    cr, lf = content.find(b"\r"), content.find(b"\n")
-    ends = [i for i in (cr, lf) if i >= 0]
-    if not ends:
-        return len(content)
-    end = min(ends)
-    return end + 2 if content[end : end + 2] == b"\r\n" else end + 1
-
-
-def arrow_frames(content: bytes, plan: CsvPlan, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """DataFrames of ``chunk_rows`` rows (the last may be shorter) read by pyarrow."""
-    width = len(plan.header)
-    names = [f"c{i}" for i in range(width)]
-    body = pa.BufferReader(memoryview(content)[_body_start(content) :])
-    done = 0
+def arrow_frames(
+    source: Source, plan: CsvPlan, chunk_rows: int
+) -> Generator[pd.DataFrame, None, int]:
+    """DataFrames of ``chunk_rows`` rows (the last may be shorter) read by pyarrow; returns
+    how many rows they held."""
+    names = [f"c{i}" for i in range(len(plan.header))]
+    builder = ChunkBuilder(
+        plan.header, chunk_rows, max_chars=MAX_CELL_CHARS, expected_rows=plan.rows_hint
+    )
     try:
-        reader = pacsv.open_csv(
-            body,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(
-                delimiter=plan.delimiter, quote_char=False, ignore_empty_lines=True
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False,
-                check_utf8=False,  # the whole file was checked as UTF-8 already
-            ),
-        )
-        pending: list[pa.RecordBatch] = []
-        held = 0
-        for batch in reader:
-            for column in batch.columns:
-                longest = pc.max(pc.utf8_length(column)).as_py()
-                if longest is not None and longest > MAX_CELL_CHARS:
-                    raise ArrowFallback(done)
-            pending.append(batch)
-            held += batch.num_rows
-            while held >= chunk_rows:
-                table = pa.Table.from_batches(pending)
-                yield _frame(table.slice(0, chunk_rows), plan.header)
-                done += chunk_rows
-                rest = table.slice(chunk_rows)
-                pending, held = rest.to_batches(), rest.num_rows
-        if held:
-            yield _frame(pa.Table.from_batches(pending), plan.header)
-    except (pa.ArrowException, OSError):
-        raise ArrowFallback(done) from None
-
-
-def text_frame(header: list[str], rows: list[list[str]]) -> pd.DataFrame:
-    """Rows parsed by the csv module as the same frame pyarrow's rows give.
-
-    The parsed strings are kept (one 2-D object block, no copy); only the blank test runs in
-    pyarrow, so blank means exactly what it means on the fast path.
-    """
-    grid = np.empty((len(rows), len(header)), dtype=object)
-    grid[:] = rows
-    for j in range(len(header)):
-        column = grid[:, j]
-        blank = pc.equal(pc.utf8_trim_whitespace(pa.array(column, pa.string())), "")
-        column[blank.to_numpy(zero_copy_only=False)] = None
-    return pd.DataFrame(grid, columns=header, dtype=object, copy=False)
-
-
-def _frame(table: pa.Table, header: list[str]) -> pd.DataFrame:
-    """Blank cells to ``None``; every column an object array of ``str``/``None``."""
-    blank = pa.scalar(None, pa.string())
-    columns: dict[str, np.ndarray] = {}
-    for name, column in zip(header, table.columns, strict=True):
-        empty = pc.equal(pc.utf8_trim_whitespace(column), "")
-        text = pc.if_else(empty, blank, column)
-        parts = [_objects(block) for block in text.chunks]
-        columns[name] = np.concatenate(parts) if parts else np.empty(0, dtype=object)
-    return pd.DataFrame(columns, columns=header, dtype=object)
-
-
-def _objects(block: pa.Array) -> np.ndarray:
-    """The block as an object array, making one Python ``str`` per distinct value.
-
-    Extracts repeat most values (codes, flags, dates); sharing one object per distinct value
-    makes the frame several times smaller and faster to build than one object per cell.
-    """
-    encoded = pc.dictionary_encode(block)
-    distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
-    lookup = np.empty(len(distinct) + 1, dtype=object)
-    lookup[:-1] = distinct
-    lookup[-1] = None
-    positions = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
-    result: np.ndarray = lookup[positions]
-    return result
+        with source.arrow_input() as stream:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(
+                    column_names=names,
+                    skip_rows=1,  # the header: one line, since the file holds no quotes
+                    block_size=BLOCK_BYTES,
+                    encoding=_ARROW_ENCODING[plan.encoding],
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=plan.delimiter, quote_char=False, ignore_empty_lines=True
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()),
+                    strings_can_be_null=False,
+                    check_utf8=False,  # the scan checked the encoding over the whole file
+                ),
+            )
+            group: list[pa.RecordBatch] = []
+            held = 0
+            for batch in reader:
+                group.append(batch)
+                held += batch.num_rows
+                if held >= min(GROUP_ROWS, builder.room):
+                    batches, group, held = group, [], 0
+                    yield from builder.add(pa.Table.from_batches(batches).columns)
+                    del batches
+            if group:
+                yield from builder.add(pa.Table.from_batches(group).columns)
+    except (pa.ArrowException, OSError, CellTooLong):
+        raise ArrowFallback(builder.rows_out) from None
+    yield from builder.finish()
+    return builder.rows_out

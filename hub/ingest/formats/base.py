@@ -1,9 +1,13 @@
-"""What every extract format shares: the error, the limits, the header check, cells to text.
+"""What every extract format shares: the errors, the limits, the header check, cells to text.
 
 Every reader turns its file into a header (a list of column names) and rows of ``str`` or
 ``None`` (an empty cell), so validation sees exactly what the agency sent, whatever the format.
 Error messages name the line, row or column and never contain a cell value: a steward's file
 holds names and birth dates, and messages end up in logs and reports.
+
+    UploadRejected (hub.errors, 422)
+    └── ExtractUnreadable (422)     wrong format, encoding or structure; says what and where
+        └── ExtractTooLarge (413)   over the size limit; refused before anything is parsed
 """
 
 from __future__ import annotations
@@ -31,6 +35,13 @@ class ExtractUnreadable(UploadRejected):
     """The file cannot be read as an extract: wrong format, encoding or structure."""
 
     code = "extract_unreadable"
+
+
+class ExtractTooLarge(ExtractUnreadable):
+    """The file is over the size limit; it was refused before anything in it was parsed."""
+
+    status_code = 413
+    code = "extract_too_large"
 
 
 def check_header(names: Sequence[object]) -> list[str]:
@@ -97,7 +108,11 @@ def frames(
     it = iter(rows)
     while batch := list(islice(it, chunk_rows)):
         none_yet = False
-        yield build(header, batch)
+        # Hand the chunk over with no name left on it or on its rows, so neither is kept
+        # while the caller works on the chunk.
+        handover = [build(header, batch)]
+        del batch
+        yield handover.pop()
     if none_yet:
         raise ExtractUnreadable("the file has a header but no rows")
 

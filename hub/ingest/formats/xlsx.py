@@ -1,4 +1,4 @@
-"""Excel (XLSX) extracts, read with openpyxl in read-only mode straight from memory.
+"""Excel (XLSX) extracts, read with openpyxl in read-only mode from a stream of the file.
 
 The zip directory is inspected before openpyxl touches the file, so a zip bomb is refused
 without inflating anything: too many members, more than :data:`MAX_UNCOMPRESSED` bytes in all,
@@ -13,11 +13,11 @@ describes.
 
 from __future__ import annotations
 
-import io
 import warnings
 import zipfile
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
@@ -30,34 +30,33 @@ MAX_MEMBERS = 10_000
 WORKBOOK_PART = "xl/workbook.xml"
 
 
-def check_archive(content: bytes) -> zipfile.ZipFile:
-    """The zip directory, after refusing zip bombs and zips that are not workbooks."""
+def check_archive(stream: BinaryIO, size: int) -> None:
+    """Refuse zip bombs and zips that are not workbooks, from the zip directory alone."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(content))
-    except (zipfile.BadZipFile, ValueError, OSError):
+        with zipfile.ZipFile(stream) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
         raise ExtractUnreadable(
             "the file starts like a zip archive (an Excel workbook) but its directory is "
             "damaged; save the workbook again or export the extract as CSV"
         ) from None
-    members = archive.infolist()
     if len(members) > MAX_MEMBERS:
         raise ExtractUnreadable(
             f"the workbook holds {len(members):,} parts, more than the {MAX_MEMBERS:,} allowed; "
             "it is not a normal Excel file (possibly a zip bomb)"
         )
     total = sum(m.file_size for m in members)
-    if total > MAX_UNCOMPRESSED or total > MAX_RATIO * max(len(content), 1):
+    if total > MAX_UNCOMPRESSED or total > MAX_RATIO * max(size, 1):
         raise ExtractUnreadable(
-            f"the workbook would expand from {len(content):,} to {total:,} bytes, beyond the "
+            f"the workbook would expand from {size:,} to {total:,} bytes, beyond the "
             f"limits ({MAX_UNCOMPRESSED >> 20} MiB, or {MAX_RATIO} times the file); it was not "
             "opened (possibly a zip bomb). Export the extract as CSV or Parquet"
         )
-    if WORKBOOK_PART not in archive.namelist():
+    if WORKBOOK_PART not in {m.filename for m in members}:
         raise ExtractUnreadable(
             "the file is a zip archive but not an Excel workbook (no xl/workbook.xml); upload "
             "the extract itself as CSV, XLSX or Parquet"
         )
-    return archive
 
 
 def _same_name(a: str, b: str) -> bool:
@@ -67,25 +66,62 @@ def _same_name(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
-def iter_xlsx(content: bytes, *, dataset: str | None = None) -> tuple[list[str], Iterator[Row]]:
-    """The header of the chosen sheet (read now) and its rows (read lazily)."""
-    check_archive(content).close()
+@dataclass
+class Sheet:
+    """The sheet an extract is read from: its header (read now) and its rows (read lazily,
+    closing the workbook when they end). :meth:`close` closes it without reading the rows."""
+
+    name: str
+    header: list[str]
+    rows: Iterator[Row]
+    #: What the receipt says about the choice when the workbook has several sheets.
+    note: str | None
+    book: Any
+    stream: BinaryIO
+
+    def close(self) -> None:
+        self.book.close()
+        self.stream.close()
+
+
+def iter_xlsx(stream: BinaryIO, *, dataset: str | None = None) -> Sheet:
+    """The chosen sheet of the workbook in ``stream`` (which the sheet's rows close when they
+    are done; it is closed at once if the workbook cannot be read)."""
     try:
         with warnings.catch_warnings():
             # openpyxl warns about styles and extensions it ignores; they do not affect values.
             warnings.simplefilter("ignore")
-            book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+            book = load_workbook(stream, read_only=True, data_only=True)
     except Exception:  # openpyxl raises many types for a damaged workbook
+        stream.close()
         raise ExtractUnreadable(
             "the Excel workbook cannot be opened: it is damaged or not an XLSX file; save it "
             "again from Excel or export the extract as CSV"
         ) from None
+    try:
+        return _sheet(book, stream, dataset)
+    except BaseException:
+        book.close()
+        stream.close()
+        raise
+
+
+def _sheet(book: Any, stream: BinaryIO, dataset: str | None) -> Sheet:
     names = book.sheetnames
     chosen = next((n for n in names if dataset and _same_name(n, dataset)), None)
+    note = None
+    if len(names) > 1:
+        if chosen:
+            why = "it is named like the dataset"
+        elif dataset:
+            why = "the first; no sheet is named like the dataset"
+        else:
+            why = "the first"
+        read = chosen or names[0]
+        note = f"The workbook has {len(names)} sheets; sheet '{read}' was read ({why})."
     if chosen is None and names:
         chosen = names[0]
     if chosen is None:
-        book.close()
         raise ExtractUnreadable("the workbook has no sheets")
     sheet: Any = book[chosen]
     cells = sheet.iter_rows(values_only=True)
@@ -94,13 +130,19 @@ def iter_xlsx(content: bytes, *, dataset: str | None = None) -> tuple[list[str],
     while raw and (raw[-1] is None or (isinstance(raw[-1], str) and not raw[-1].strip())):
         raw.pop()
     if not raw:
-        book.close()
         raise ExtractUnreadable(f"sheet '{chosen}' has no header: put the column names in row 1")
     header = check_header([cell_text(v) for v in raw])
-    return header, _rows(book, chosen, cells, len(header))
+    rows = _rows(book, stream, chosen, cells, len(header))
+    return Sheet(chosen, header, rows, note, book, stream)
 
 
-def _rows(book: Any, sheet: str, cells: Iterator[tuple[Any, ...]], width: int) -> Iterator[Row]:
+def _rows(
+    book: Any,
+    stream: BinaryIO,
+    sheet: str,
+    cells: Iterator[tuple[Any, ...]],
+    width: int,
+) -> Iterator[Row]:
     try:
         for number, values in enumerate(cells, start=2):
             texts = [cell_text(v) for v in values]
@@ -118,3 +160,4 @@ def _rows(book: Any, sheet: str, cells: Iterator[tuple[Any, ...]], width: int) -
             yield row
     finally:
         book.close()
+        stream.close()
