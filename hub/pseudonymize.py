@@ -35,8 +35,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import jellyfish
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from contracts.model import Dataset, DatasetField, FieldType, LinkRole
 from contracts.plan import bin_label
@@ -78,12 +84,21 @@ def normalize_name(value: str) -> list[str]:
     return [w for w in words if w and w not in SUFFIXES]
 
 
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
+
+
 def parse_date(value: str) -> dt.date | None:
     """Dates as agencies write them: ISO (with or without time), US ``MM/DD/YYYY``, ``YYYYMMDD``."""
     text = value.strip()
-    for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d", "%m-%d-%Y"):
+    iso = _ISO_DATE.match(text)
+    if iso is not None:  # the common case, without strptime's cost
         try:
-            return dt.datetime.strptime(text[:10] if fmt == "%Y-%m-%d" else text, fmt).date()
+            return dt.date(int(iso[1]), int(iso[2]), int(iso[3]))
+        except ValueError:
+            return None
+    for fmt in ("%m/%d/%Y", "%Y%m%d", "%m-%d-%Y"):
+        try:
+            return dt.datetime.strptime(text, fmt).date()
         except ValueError:
             continue
     return None
@@ -127,33 +142,108 @@ def last_name_variants(value: str) -> set[str]:
     return {"".join(words), *words} if len(words) > 1 else {words[0]}
 
 
-def linkage_families(role: LinkRole, value: str) -> dict[str, set[str]]:
-    """The plaintext token variants of one identifying value, by family (hashed by the caller)."""
+@cache
+def nickname_groups() -> dict[str, str]:
+    """Every name in the nickname table → one representative of its group (the alphabetically
+    first name of the connected group, e.g. BILL, WILL, WILLIAM, LIAM → BILL).
+
+    Hashed in the ``fn`` family beside the name itself, it makes Bill and William share a token
+    without storing more than two first-name tokens per record."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for nick, canonicals in nickname_table().items():
+        for canonical in canonicals:
+            a, b = find(nick), find(canonical)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {name: find(name) for name in parent}
+
+
+#: Stored token columns (on ``records``) and the family each is hashed in. Two records agree on
+#: a family when any of their columns of that family hold the same token.
+TOKEN_COLUMNS: dict[str, str] = {
+    "t_fn": "fn",  # first word of the first name
+    "t_fn2": "fn",  # its nickname group, or the joined words of a compound first name
+    "t_fi": "fi",
+    "t_fsx": "fsx",
+    "t_mn": "mn",
+    "t_ln": "ln",  # the whole surname, words joined
+    "t_ln2": "ln",  # first word of a compound surname
+    "t_ln3": "ln",  # last word of a compound surname
+    "t_lsx": "lsx",
+    "t_dob": "dob",
+    "t_dob2": "dob",  # day and month swapped, when that is a real, different date
+    "t_by": "by",
+    "t_md": "md",
+    "t_md2": "md",
+    "t_sex": "sex",
+    "t_zip3": "zip3",
+}
+
+
+def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
+    """The plaintext token variants of one identifying value, by token column (the caller
+    hashes each as ``family|variant``)."""
     if role in (LinkRole.first_name, LinkRole.middle_name):
-        fn = first_name_variants(value)
+        words = normalize_name(value)
+        if not words:
+            return {}
         if role == LinkRole.middle_name:
-            return {"mn": fn} if fn else {}
-        return {"fn": fn, "fi": {v[0] for v in fn}, "fsx": {jellyfish.soundex(v) for v in fn}}
+            return {"t_mn": words[0]}
+        first = words[0]
+        out = {"t_fn": first, "t_fi": first[0], "t_fsx": jellyfish.soundex(first)}
+        group = nickname_groups().get(first)
+        if group is not None and group != first:
+            out["t_fn2"] = group
+        elif len(words) > 1:
+            out["t_fn2"] = "".join(words)
+        return out
     if role == LinkRole.last_name:
-        ln = last_name_variants(value)
-        return {"ln": ln, "lsx": {jellyfish.soundex(v) for v in ln}} if ln else {}
+        words = normalize_name(value)
+        if not words:
+            return {}
+        joined = "".join(words)
+        out = {"t_ln": joined, "t_lsx": jellyfish.soundex(joined)}
+        if len(words) > 1:
+            out["t_ln2"], out["t_ln3"] = words[0], words[-1]
+        return out
     if role == LinkRole.birth_date:
         day = parse_date(value)
         if day is None:
             return {}
-        dob = {day.strftime("%Y%m%d")}
+        out = {
+            "t_dob": f"{day.year:04d}{day.month:02d}{day.day:02d}",
+            "t_by": str(day.year),
+            "t_md": f"{day.month:02d}{day.day:02d}",
+        }
         if day.day <= 12 and day.day != day.month:
             with contextlib.suppress(ValueError):
-                dob.add(dt.date(day.year, day.day, day.month).strftime("%Y%m%d"))
-        md = {d[4:] for d in dob}
-        return {"dob": dob, "by": {str(day.year)}, "md": md}
+                swapped = dt.date(day.year, day.day, day.month)
+                out["t_md2"] = f"{swapped.month:02d}{swapped.day:02d}"
+                out["t_dob2"] = f"{swapped.year:04d}" + out["t_md2"]
+        return out
     if role == LinkRole.sex:
         sex = value.strip().upper()[:1]
-        return {"sex": {sex}} if sex in ("M", "F", "X") else {}
+        return {"t_sex": sex} if sex in ("M", "F", "X") else {}
     if role == LinkRole.zip:
         digits = re.sub(r"\D", "", value)
-        return {"zip3": {digits[:3]}} if len(digits) >= 3 else {}
+        return {"t_zip3": digits[:3]} if len(digits) >= 3 else {}
     return {}
+
+
+def linkage_families(role: LinkRole, value: str) -> dict[str, set[str]]:
+    """:func:`linkage_columns` grouped by family (what two records must share to agree)."""
+    out: dict[str, set[str]] = {}
+    for column, variant in linkage_columns(role, value).items():
+        out.setdefault(TOKEN_COLUMNS[column], set()).add(variant)
+    return out
 
 
 def transform_value(f: DatasetField, value: str | None, record_hasher: Hasher) -> str | None:
@@ -191,8 +281,43 @@ class PseudonymizedRow:
     tokens: list[tuple[str, str]]  # (family, keyed token)
 
 
+@dataclass(frozen=True)
+class PseudonymizedFrame:
+    """One chunk, pseudonymized column by column (pyarrow arrays of equal length)."""
+
+    record_key: pa.StringArray
+    values: dict[str, pa.Array]  # stored field → its stored text (null when empty)
+    tokens: dict[str, pa.Array]  # token column → int64 token (null when absent or unlinkable)
+
+    def __len__(self) -> int:
+        return len(self.record_key)
+
+
+def _codes(column: pd.Series | None, length: int) -> tuple[npt.NDArray[np.intp], list[str]]:
+    """Each row's index into the column's distinct non-empty values (-1 when empty)."""
+    if column is None:
+        return np.full(length, -1, dtype=np.intp), []
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes, [str(u) for u in uniques]
+
+
+def _spread(results: list[Any], codes: npt.NDArray[np.intp], kind: pa.DataType) -> pa.Array:
+    """Per-distinct-value ``results`` laid out by row (null where the code is -1)."""
+    indices = pa.array(codes, type=pa.int64(), mask=codes < 0)
+    return pc.take(pa.array(results, type=kind), indices)
+
+
 class Pseudonymizer:
-    """Turns validated raw rows of one dataset into :class:`PseudonymizedRow` values."""
+    """Turns validated raw chunks of one dataset into stored values and linkage tokens.
+
+    Work is done once per *distinct* value of a column, not per row: names, dates and codes
+    repeat, so a million-row chunk needs a few hundred thousand normalizations and HMACs.
+    Linkage tokens are the first 8 bytes of HMAC-SHA256 as a signed 64-bit integer: enough
+    against chance collisions within a family (about 3e-8 for a million distinct values), and
+    compact enough to store and compare by the million.
+    """
+
+    _CACHE_LIMIT = 2_000_000
 
     def __init__(self, dataset: Dataset, keys: KeyStore) -> None:
         self.dataset = dataset
@@ -201,32 +326,77 @@ class Pseudonymizer:
         self.link_hasher = Hasher(keys, LINKAGE_PURPOSE)
         self.stored = [f for f in dataset.fields if f.transform.keeps_value]
         self.linked = [(f.name, f.link_as) for f in dataset.fields if f.link_as is not None]
+        self._tokens: dict[str, int] = {}
 
     def record_key(self, raw_key: str) -> str:
         return self.record_hasher.token(f"record_key|{raw_key.strip()}")
 
-    def tokens(self, row: dict[str, str | None]) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        for name, role in self.linked:
-            value = row.get(name)
-            if value is None or not value.strip():
-                continue
-            for family, variants in linkage_families(role, value).items():
-                out.extend(
-                    (family, self.link_hasher.token(f"{family}|{v}")) for v in sorted(variants)
-                )
-        return out
+    def link_token(self, family: str, variant: str) -> int:
+        text = f"{family}|{variant}"
+        token = self._tokens.get(text)
+        if token is None:
+            if len(self._tokens) >= self._CACHE_LIMIT:
+                self._tokens.clear()
+            token = self.link_hasher.int64(text)
+            self._tokens[text] = token
+        return token
 
-    def row(self, row: dict[str, str | None], with_tokens: bool = True) -> PseudonymizedRow:
-        raw_key = row.get(self.dataset.record_key) or ""
-        values = {
-            f.name: transform_value(f, row.get(f.name), self.record_hasher) for f in self.stored
-        }
-        return PseudonymizedRow(
-            self.record_key(raw_key), values, self.tokens(row) if with_tokens else []
+    def frame(
+        self, df: pd.DataFrame, linkable: npt.NDArray[np.bool_] | None = None
+    ) -> PseudonymizedFrame:
+        """Pseudonymize a validated chunk (columns named as the dataset's fields; values
+        ``str`` or ``None``). Rows where ``linkable`` is false get no tokens."""
+        n = len(df)
+        keys = df.get(self.dataset.record_key, None)
+        raw_keys = keys.to_numpy(dtype=object) if keys is not None else np.full(n, None)
+        record_key = pa.array(
+            [self.record_key(k if isinstance(k, str) else "") for k in raw_keys], pa.string()
         )
+        values: dict[str, pa.Array] = {}
+        for f in self.stored:
+            if f.name == self.dataset.record_key and f.transform.kind == "keyed_hash":
+                values[f.name] = record_key  # the record key's own keyed hash: no second HMAC
+                continue
+            codes, uniques = _codes(df.get(f.name, None), n)
+            out = [transform_value(f, u, self.record_hasher) for u in uniques]
+            values[f.name] = _spread(out, codes, pa.string())
+        tokens: dict[str, pa.Array] = {}
+        for name, role in self.linked:
+            assert role is not None
+            codes, uniques = _codes(df.get(name, None), n)
+            variants = [linkage_columns(role, u) for u in uniques]
+            for column in {c for v in variants for c in v}:
+                family = TOKEN_COLUMNS[column]
+                found = [
+                    self.link_token(family, v[column]) if column in v else None for v in variants
+                ]
+                tokens[column] = _spread(found, codes, pa.int64())
+        if linkable is not None and not linkable.all():
+            mask = pa.array(linkable)
+            tokens = {c: pc.if_else(mask, a, pa.nulls(n, pa.int64())) for c, a in tokens.items()}
+        return PseudonymizedFrame(record_key, values, tokens)
+
+    # Row-at-a-time views of :meth:`frame`, for tests and tools.
 
     def rows(
         self, rows: Iterable[dict[str, str | None]], link_flags: Iterable[bool]
     ) -> list[PseudonymizedRow]:
-        return [self.row(r, linkable) for r, linkable in zip(rows, link_flags, strict=True)]
+        rows = list(rows)
+        names = [f.name for f in self.dataset.fields]
+        df = pd.DataFrame([[r.get(n) for n in names] for r in rows], columns=names, dtype=object)
+        out = self.frame(df, np.array(list(link_flags), dtype=bool))
+        values = {k: v.to_pylist() for k, v in out.values.items()}
+        tokens = {k: v.to_pylist() for k, v in out.tokens.items()}
+        result = []
+        for i, key in enumerate(out.record_key.to_pylist()):
+            toks = sorted(
+                {(TOKEN_COLUMNS[c], str(t[i])) for c, t in tokens.items() if t[i] is not None}
+            )
+            result.append(PseudonymizedRow(key, {k: v[i] for k, v in values.items()}, toks))
+        return result
+
+    def row(self, row: dict[str, str | None], with_tokens: bool = True) -> PseudonymizedRow:
+        return self.rows([row], [with_tokens])[0]
+
+    def tokens(self, row: dict[str, str | None]) -> list[tuple[str, str]]:
+        return self.row(row).tokens

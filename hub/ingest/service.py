@@ -1,33 +1,39 @@
 """The upload pipeline: agreement gate → authorization → read → validate → row rules →
 pseudonymize → store, all inside the caller's transaction.
 
-Nothing is written until every check has passed, and everything is written in one transaction,
-so a rejected or failed upload leaves no trace in any table. The same file uploaded twice
+The extract is read in chunks; each chunk is validated, then pseudonymized and written while the
+next is read. Everything happens in one savepoint of the caller's transaction: the first failing
+chunk stops the writing (the rest is still validated, so the report is complete), and any
+rejection or error rolls the savepoint back, so a rejected or failed upload leaves no trace in
+any table. The same file uploaded twice
 returns the first receipt; a corrected extract replaces the records whose record key it repeats.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import hashlib
+import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
-import pandas as pd
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.model import Dataset
 from hub import audit
-from hub.agreements.service import check_in_force, governing_dataset
+from hub.agreements.service import Governing, check_in_force, governing_dataset
 from hub.auth.policies import Actor, check_can_upload
-from hub.db.models import LinkageToken, Record, Upload
+from hub.db.models import DatasetRegistration, Upload
 from hub.errors import AgreementRefused, UploadRejected
-from hub.ingest.reader import read_extract
+from hub.ingest.formats import Extract, ExtractSource, open_extract
+from hub.ingest.store import Chunk, RecordWriter
 from hub.keys import KeyStore
 from hub.pseudonymize import Pseudonymizer
 
-BATCH = 5_000
+CHUNK_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -45,11 +51,13 @@ class Receipt:
     rows_dropped: int
     rows_added: int
     rows_replaced: int
+    rows_unchanged: int
     rows_aggregate_only: int
     rows_no_linkage: int
     created_at: str
     duplicate: bool = False
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +79,7 @@ def _receipt(up: Upload, agreement_ref: str, uploader: str, duplicate: bool) -> 
         rows_dropped=up.rows_dropped,
         rows_added=up.rows_added,
         rows_replaced=up.rows_replaced,
+        rows_unchanged=int(rep.get("rows_unchanged", 0)),
         rows_aggregate_only=int(rep.get("rows_aggregate_only", 0)),
         rows_no_linkage=int(rep.get("rows_no_linkage", 0)),
         created_at=up.created_at.isoformat(),
@@ -80,6 +89,7 @@ def _receipt(up: Upload, agreement_ref: str, uploader: str, duplicate: bool) -> 
             for f in rep.get("validation", {}).get("findings", [])
             if f.get("severity") == "warning"
         ],
+        notes=list(rep.get("notes", [])),
     )
 
 
@@ -90,112 +100,152 @@ def upload_extract(
     *,
     agreement_id: str,
     dataset_id: str,
-    content: bytes,
+    content: ExtractSource,
     today: dt.date | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    max_bytes: int | None = None,
 ) -> Receipt:
-    """Validate, pseudonymize and store one extract. Raises :class:`UploadRejected` (with the
-    validation report, which never contains a value from the file) and stores nothing."""
-    from validators import apply_row_rules, validate_extract  # great-expectations loads lazily
+    """Validate, pseudonymize and store one extract, chunk by chunk, in the caller's
+    transaction. Raises :class:`UploadRejected` (with the validation report, which never
+    contains a value from the file); the caller then rolls back, so nothing is stored.
 
+    ``content`` is the file's bytes, a path, or a readable binary file; it is read in chunks
+    of ``chunk_rows`` rows, and ``progress(rows_done)`` is called after each. The writes run
+    in a savepoint, so a rejected upload leaves nothing even if the caller then commits."""
     today = today or dt.date.today()
-    gov = governing_dataset(session, dataset_id)
-    if gov.spec.id != agreement_id:
-        raise AgreementRefused(
-            f"dataset {dataset_id} is governed by {gov.spec.ref}, not by {agreement_id}"
-        )
-    check_in_force(gov, today, "uploaded", session)
-    dataset = gov.spec.dataset(dataset_id)
-    assert dataset is not None
-    check_can_upload(actor, gov.spec, dataset)
+    gov, dataset = upload_gate(session, actor, agreement_id, dataset_id, today)
+    _lock_dataset(session, dataset_id)
 
-    sha = hashlib.sha256(content).hexdigest()
+    extract = open_extract(content, dataset=dataset_id, max_bytes=max_bytes)
+    sha = extract.sha256
     previous = session.execute(
         select(Upload).where(Upload.dataset_id == dataset_id, Upload.file_sha256 == sha)
     ).scalar_one_or_none()
     if previous is not None:
         return _receipt(previous, gov.spec.ref, actor.name, duplicate=True)
 
-    frame = read_extract(content, dataset=dataset_id)
-    report = validate_extract(dataset, frame)
-    rules = apply_row_rules(dataset, frame)
-    if not report.ok or rules.rejected.any():
-        merged = report.to_dict()
-        merged["row_rules"] = rules.findings_dict()
-        n_bad = sum(1 for f in merged.get("findings", []) if f.get("severity") == "error")
-        n_rules = len(merged["row_rules"])
-        raise UploadRejected(
-            f"{dataset_id}: the extract was rejected ({n_bad} validation rule(s) and {n_rules} "
-            "row rule(s) failed); nothing was stored. Fix the rows listed and upload again.",
-            report=merged,
-        )
+    savepoint = session.begin_nested()
+    try:
+        receipt = _store(session, keys, actor, gov, dataset, extract, today, progress, chunk_rows)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+    return receipt
 
-    keep = ~rules.drop
-    kept = frame.loc[keep]
-    linkable = ~(rules.aggregate_only | rules.no_linkage)
-    pseudo = Pseudonymizer(dataset, keys)
-    rows = pseudo.rows(_records(kept), linkable[keep].tolist())
-    flags = list(
-        zip(rules.aggregate_only[keep].tolist(), rules.no_linkage[keep].tolist(), strict=True)
+
+def _store(
+    session: Session,
+    keys: KeyStore,
+    actor: Actor,
+    gov: Governing,
+    dataset: Dataset,
+    extract: Extract,
+    today: dt.date,
+    progress: Callable[[int], None] | None,
+    chunk_rows: int,
+) -> Receipt:
+    from validators import (  # great-expectations loads lazily
+        RecordKeyTracker,
+        ValidationReport,
+        apply_row_rules,
+        validate_extract,
     )
 
+    dataset_id, sha = dataset.id, extract.sha256
     upload_id = uuid.uuid4().hex
-    replaced = _delete_existing(session, dataset_id, [r.record_key for r in rows])
-    session.add(
-        Upload(
-            id=upload_id,
-            dataset_id=dataset_id,
-            agreement_version_id=gov.row.id,
-            party_id=dataset.provider,
-            uploader_id=actor.user_id,
-            file_sha256=sha,
-            file_bytes=len(content),
-            status="accepted",
-            rows_received=len(frame),
-            rows_accepted=len(rows),
-            rows_dropped=int((~keep).sum()),
-            rows_added=len(rows) - replaced,
-            rows_replaced=replaced,
-            report={
-                "validation": report.to_dict(),
-                "row_rules": rules.findings_dict(),
-                "rows_aggregate_only": int(rules.aggregate_only[keep].sum()),
-                "rows_no_linkage": int(rules.no_linkage[keep].sum()),
-            },
-        )
+    upload = Upload(
+        id=upload_id,
+        dataset_id=dataset_id,
+        agreement_version_id=gov.row.id,
+        party_id=dataset.provider,
+        uploader_id=actor.user_id,
+        file_sha256=sha,
+        file_bytes=extract.size,
+        status="accepted",
+        rows_received=0,
+        rows_accepted=0,
+        rows_dropped=0,
+        report={},
     )
+    session.add(upload)
     session.flush()
-    for start in range(0, len(rows), BATCH):
-        batch = rows[start : start + BATCH]
-        ids = (
-            session.execute(
-                insert(Record).returning(Record.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "dataset_id": dataset_id,
-                        "upload_id": upload_id,
-                        "agreement_version_id": gov.row.id,
-                        "record_key": r.record_key,
-                        "key_id": pseudo.key_id,
-                        "values": r.values,
-                        "aggregate_only": agg,
-                        "no_linkage": nolink,
-                    }
-                    for r, (agg, nolink) in zip(batch, flags[start : start + BATCH], strict=True)
-                ],
+
+    pseudo = Pseudonymizer(dataset, keys)
+    writer = RecordWriter(
+        session,
+        dataset_id=dataset_id,
+        upload_id=upload_id,
+        version_id=gov.row.id,
+        key_id=pseudo.key_id,
+    )
+    report = ValidationReport.empty(dataset_id)
+    rule_report = ValidationReport.empty(dataset_id)
+    tracker = RecordKeyTracker()
+    rows = dropped = aggregate_only = no_linkage = 0
+    clock = StageClock()
+    try:
+        for chunk in clock.timed_iter("read", extract.chunks(chunk_rows)):
+            chunk = chunk.reset_index(drop=True)
+            with clock("validate"):
+                report = report.merge(
+                    validate_extract(
+                        dataset, chunk, row_offset=rows, record_keys=tracker, today=today
+                    )
+                )
+                rules = apply_row_rules(dataset, chunk, row_offset=rows)
+                rule_report = rule_report.merge(
+                    ValidationReport(dataset_id, len(chunk), tuple(rules.findings))
+                )
+            rows += len(chunk)
+            if report.ok and not rule_report.findings:
+                keep = ~rules.drop
+                agg, nolink = rules.aggregate_only[keep], rules.no_linkage[keep]
+                with clock("pseudonymize"):
+                    kept = chunk.loc[keep].reset_index(drop=True)
+                    frame = pseudo.frame(kept, ~(agg | nolink))
+                with clock("store"):
+                    writer.write(Chunk(frame, agg, nolink))
+                dropped += int((~keep).sum())
+                aggregate_only += int(agg.sum())
+                no_linkage += int(nolink.sum())
+            if progress is not None:
+                progress(rows)
+        if not report.ok or rule_report.findings:
+            merged = report.to_dict()
+            merged["row_rules"] = [f.to_dict() for f in rule_report.findings]
+            n_bad = sum(1 for f in merged["findings"] if f.get("severity") == "error")
+            raise UploadRejected(
+                f"{dataset_id}: the extract was rejected ({n_bad} validation rule(s) and "
+                f"{len(merged['row_rules'])} row rule(s) failed); nothing was stored. Fix the "
+                "rows listed and upload again.",
+                report=merged,
             )
-            .scalars()
-            .all()
-        )
-        tokens = [
-            {"record_id": rid, "kind": kind, "token": tok, "key_id": pseudo.key_id}
-            for rid, r in zip(ids, batch, strict=True)
-            for kind, tok in r.tokens
-        ]
-        if tokens:
-            session.execute(insert(LinkageToken), tokens)
-    up = session.get(Upload, upload_id)
-    assert up is not None
-    receipt = _receipt(up, gov.spec.ref, actor.name, duplicate=False)
+        with clock("store"):
+            counts = writer.finish()
+    except BaseException as exc:
+        writer.abort(exc)
+        raise
+
+    upload.rows_received = rows
+    upload.rows_accepted = rows - dropped
+    upload.rows_dropped = dropped
+    upload.rows_added = counts.added
+    upload.rows_replaced = counts.replaced
+    upload.report = {
+        "validation": report.to_dict(),
+        "row_rules": [f.to_dict() for f in rule_report.findings],
+        "rows_aggregate_only": aggregate_only,
+        "rows_no_linkage": no_linkage,
+        "rows_unchanged": counts.unchanged,
+        "format": str(extract.format),
+        "encoding": extract.encoding,
+        "notes": list(extract.notes),
+        "seconds": clock.seconds(),
+    }
+    session.flush()
+    receipt = _receipt(upload, gov.spec.ref, actor.name, duplicate=False)
     audit.append(
         session,
         audit.Event(
@@ -208,38 +258,76 @@ def upload_extract(
                 "file_sha256": sha,
                 "rows_accepted": receipt.rows_accepted,
                 "rows_dropped": receipt.rows_dropped,
-                "rows_replaced": replaced,
+                "rows_added": counts.added,
+                "rows_replaced": counts.replaced,
+                "rows_unchanged": counts.unchanged,
             },
         ),
     )
     return receipt
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, str | None]]:
-    return [
-        {str(k): (v if isinstance(v, str) else None) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
+class StageClock:
+    """Wall time per pipeline stage (read, validate, pseudonymize, store), for the receipt's
+    report and the ingest benchmark."""
+
+    def __init__(self) -> None:
+        self._spent: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._spent[stage] = self._spent.get(stage, 0.0) + time.perf_counter() - start
+
+    def timed_iter(self, stage: str, items: Iterable[T]) -> Iterator[T]:
+        it = iter(items)
+        while True:
+            with self(stage):
+                item = next(it, _END)
+            if item is _END:
+                return
+            yield cast(T, item)
+
+    def seconds(self) -> dict[str, float]:
+        out = {k: round(v, 3) for k, v in self._spent.items()}
+        out["total"] = round(time.perf_counter() - self._start, 3)
+        return out
 
 
-def _delete_existing(session: Session, dataset_id: str, keys: list[str]) -> int:
-    """Remove records this extract revises (same record key); tokens and links go with them."""
-    replaced = 0
-    for start in range(0, len(keys), BATCH):
-        chunk = keys[start : start + BATCH]
-        ids = (
-            session.execute(
-                select(Record.id).where(
-                    Record.dataset_id == dataset_id, Record.record_key.in_(chunk)
-                )
-            )
-            .scalars()
-            .all()
+_END = object()
+T = TypeVar("T")
+
+
+def upload_gate(
+    session: Session, actor: Actor, agreement_id: str, dataset_id: str, today: dt.date
+) -> tuple[Governing, Dataset]:
+    """What must hold before a byte is read: the dataset is governed by that agreement, which
+    is in force for uploads today, and the actor's agency provides the dataset."""
+    gov = governing_dataset(session, dataset_id)
+    if gov.spec.id != agreement_id:
+        raise AgreementRefused(
+            f"dataset {dataset_id} is governed by {gov.spec.ref}, not by {agreement_id}"
         )
-        if ids:
-            session.execute(delete(Record).where(Record.id.in_(ids)))
-            replaced += len(ids)
-    return replaced
+    check_in_force(gov, today, "uploaded", session)
+    dataset = gov.spec.dataset(dataset_id)
+    assert dataset is not None
+    check_can_upload(actor, gov.spec, dataset)
+    return gov, dataset
+
+
+def _lock_dataset(session: Session, dataset_id: str) -> None:
+    """Serialize uploads of one dataset (corrections compare against what is stored); uploads
+    of other datasets go on at the same time. SQLite serializes every writer anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(DatasetRegistration.id)
+            .where(DatasetRegistration.id == dataset_id)
+            .with_for_update()
+        )
 
 
 def list_receipts(session: Session, party_id: str | None) -> list[Upload]:

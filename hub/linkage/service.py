@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.agreements.service import check_in_force, current_versions
-from hub.db.models import LinkageRun, LinkageToken, PersonLink, Record, utcnow
+from hub.db.models import LinkageRun, PersonLink, Record, utcnow
 from hub.errors import AgreementRefused
+from hub.pseudonymize import TOKEN_COLUMNS
 
 Families = dict[str, set[str]]
 
@@ -183,11 +184,14 @@ def run_linkage(session: Session, event_actor: str, today: dt.date | None = None
         r.id for r in records if r.dataset_id in in_force and not (r.no_linkage or r.aggregate_only)
     }
     families: dict[int, Families] = {rid: {} for rid in linkable}
-    for rid, kind, token in session.execute(
-        select(LinkageToken.record_id, LinkageToken.kind, LinkageToken.token)
-    ):
-        if rid in families:
-            families[rid].setdefault(kind, set()).add(token)
+    columns = [getattr(Record, c) for c in TOKEN_COLUMNS]
+    for rid, *tokens in session.execute(select(Record.id, *columns)):
+        fam = families.get(rid)
+        if fam is None:
+            continue
+        for column, token in zip(TOKEN_COLUMNS, tokens, strict=True):
+            if token is not None:
+                fam.setdefault(TOKEN_COLUMNS[column], set()).add(str(token))
     uf, links = cluster(families, dataset_of, pairs)
 
     members: dict[int, list[str]] = defaultdict(list)

@@ -1,0 +1,328 @@
+"""Writing pseudonymized chunks into ``records``, inside the upload's transaction.
+
+PostgreSQL gets one ``COPY ... FROM STDIN`` per upload, fed chunk by chunk from a background
+thread (:class:`_CopyFeeder`), so the server inserts one chunk while Python validates and
+pseudonymizes the next: the two cores work at once. When the dataset already holds records, each
+chunk is first compared with them, which needs the connection, so each chunk gets its own COPY.
+SQLite gets batched ``INSERT``s.
+
+Corrections: a record whose record key is already stored for the dataset is *unchanged* when
+its values, flags and tokens are identical (the stored row stays, with its id and person id),
+and *replaced* otherwise (the stored row is deleted, with its person link, and the new one
+inserted). The caller holds the dataset's lock, so no other upload of the same dataset can
+interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import delete, exists, insert, select
+from sqlalchemy.orm import Session
+
+from hub.db.models import Record
+from hub.pseudonymize import TOKEN_COLUMNS, PseudonymizedFrame
+
+PROBE_BATCH = 10_000
+INSERT_BATCH = 5_000
+_COPY_COLUMNS = (
+    "dataset_id",
+    "upload_id",
+    "agreement_version_id",
+    "record_key",
+    "key_id",
+    "values",
+    "aggregate_only",
+    "no_linkage",
+    *TOKEN_COLUMNS,
+)
+
+
+@dataclass
+class StoreCounts:
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A pseudonymized chunk with its row flags (numpy booleans, one per row)."""
+
+    frame: PseudonymizedFrame
+    aggregate_only: npt.NDArray[np.bool_]
+    no_linkage: npt.NDArray[np.bool_]
+
+    def take(self, rows: npt.NDArray[np.intp]) -> Chunk:
+        f = self.frame
+        idx = pa.array(rows, type=pa.int64())
+        frame = PseudonymizedFrame(
+            pc.take(f.record_key, idx),
+            {k: pc.take(v, idx) for k, v in f.values.items()},
+            {k: pc.take(v, idx) for k, v in f.tokens.items()},
+        )
+        return Chunk(frame, self.aggregate_only[rows], self.no_linkage[rows])
+
+    def row_dicts(self) -> list[dict[str, Any]]:
+        """Each row as the ``values``, flags and tokens that a stored record holds."""
+        names = list(self.frame.values)
+        columns = [self.frame.values[n].to_pylist() for n in names]
+        tokens = {c: a.to_pylist() for c, a in self.frame.tokens.items()}
+        out = []
+        for i in range(len(self.frame)):
+            row: dict[str, Any] = dict.fromkeys(TOKEN_COLUMNS)
+            row.update({c: t[i] for c, t in tokens.items()})
+            row["values"] = {n: col[i] for n, col in zip(names, columns, strict=True)}
+            row["aggregate_only"] = bool(self.aggregate_only[i])
+            row["no_linkage"] = bool(self.no_linkage[i])
+            out.append(row)
+        return out
+
+
+def _stored_state(record: Any) -> tuple[Any, ...]:
+    return (
+        record.values,
+        bool(record.aggregate_only),
+        bool(record.no_linkage),
+        *(getattr(record, c) for c in TOKEN_COLUMNS),
+    )
+
+
+def _new_state(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["values"],
+        row["aggregate_only"],
+        row["no_linkage"],
+        *(row[c] for c in TOKEN_COLUMNS),
+    )
+
+
+class RecordWriter:
+    """Stores the chunks of one upload; see the module docstring."""
+
+    def __init__(
+        self, session: Session, *, dataset_id: str, upload_id: str, version_id: int, key_id: str
+    ) -> None:
+        self.session = session
+        self.dataset_id = dataset_id
+        self.upload_id = upload_id
+        self.version_id = version_id
+        self.key_id = key_id
+        self.counts = StoreCounts()
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+        self._has_records = bool(
+            session.execute(select(exists().where(Record.dataset_id == dataset_id))).scalar()
+        )
+        self._copy_cm: Any = None
+        self._copy: Any = None
+
+    # -- corrections ------------------------------------------------------------------------
+
+    def _settle_existing(self, chunk: Chunk) -> Chunk:
+        """Delete the stored rows this chunk revises; return the rows still to insert."""
+        if not self._has_records:
+            return chunk
+        keys = chunk.frame.record_key.to_pylist()
+        stored: dict[str, Any] = {}
+        for start in range(0, len(keys), PROBE_BATCH):
+            part = keys[start : start + PROBE_BATCH]
+            for rec in self.session.execute(
+                select(Record).where(
+                    Record.dataset_id == self.dataset_id, Record.record_key.in_(part)
+                )
+            ).scalars():
+                stored[rec.record_key] = rec
+        if not stored:
+            return chunk
+        rows = chunk.row_dicts()
+        insert_rows, stale = [], []
+        for i, key in enumerate(keys):
+            old = stored.get(key)
+            if old is None:
+                insert_rows.append(i)
+            elif _stored_state(old) == _new_state(rows[i]):
+                self.counts.unchanged += 1
+            else:
+                stale.append(old.id)
+                insert_rows.append(i)
+        for start in range(0, len(stale), PROBE_BATCH):
+            self.session.execute(
+                delete(Record).where(Record.id.in_(stale[start : start + PROBE_BATCH]))
+            )
+        self.counts.replaced += len(stale)
+        for rec in stored.values():
+            self.session.expunge(rec)
+        return chunk.take(np.asarray(insert_rows, dtype=np.intp))
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, chunk: Chunk) -> None:
+        before = self.counts.replaced
+        chunk = self._settle_existing(chunk)
+        self.counts.added += len(chunk.frame) - (self.counts.replaced - before)
+        if not len(chunk.frame):
+            return
+        if self.postgres:
+            self._copy_chunk(chunk)
+            if self._has_records:
+                # The next chunk's probe needs the connection, which an open COPY holds.
+                self.finish()
+        else:
+            self._insert_chunk(chunk)
+
+    def _insert_chunk(self, chunk: Chunk) -> None:
+        rows = chunk.row_dicts()
+        keys = chunk.frame.record_key.to_pylist()
+        for row, key in zip(rows, keys, strict=True):
+            row.update(
+                dataset_id=self.dataset_id,
+                upload_id=self.upload_id,
+                agreement_version_id=self.version_id,
+                record_key=key,
+                key_id=self.key_id,
+            )
+        for start in range(0, len(rows), INSERT_BATCH):
+            self.session.execute(insert(Record), rows[start : start + INSERT_BATCH])
+
+    def _copy_chunk(self, chunk: Chunk) -> None:
+        if self._copy is None:
+            conn = self.session.connection().connection.driver_connection
+            assert conn is not None
+            columns = ", ".join(f'"{c}"' for c in _COPY_COLUMNS)
+            self._copy = _CopyFeeder(conn, f"COPY records ({columns}) FROM STDIN")
+        prefix = f"{self.dataset_id}\t{self.upload_id}\t{self.version_id}"
+        self._copy.put(copy_text(chunk, prefix, self.key_id))
+
+    def finish(self) -> StoreCounts:
+        """End the COPY (if any); raises if the server refused a row."""
+        if self._copy is not None:
+            feeder, self._copy = self._copy, None
+            feeder.close(None)
+        return self.counts
+
+    def abort(self, exc: BaseException) -> None:
+        """End the COPY with an error so the transaction can be rolled back."""
+        if self._copy is not None:
+            feeder, self._copy = self._copy, None
+            with contextlib.suppress(Exception):  # the original error is what matters
+                feeder.close(exc)
+
+
+class _CopyFeeder:
+    """One ``COPY ... FROM STDIN`` fed from a worker thread, at most one chunk ahead.
+
+    The thread sends chunk *k* (the socket write releases the GIL, and the server parses and
+    inserts as it receives) while the caller builds chunk *k + 1*; ``put`` waits when a chunk
+    is already queued, so memory holds at most three chunks' text: being sent, queued, being
+    built. The connection belongs to the thread until :meth:`close`.
+    """
+
+    def __init__(self, conn: Any, statement: str) -> None:
+        self._cm = conn.cursor().copy(statement)
+        self._copy = self._cm.__enter__()
+        self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ovp-copy", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._copy.write(data)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                    self._error = exc
+
+    def put(self, data: memoryview) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def close(self, exc: BaseException | None) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        error = exc or self._error
+        self._cm.__exit__(type(error) if error else None, error, None)
+        if exc is None and self._error is not None:
+            raise self._error
+
+
+# -- COPY text ------------------------------------------------------------------------------
+
+
+def _json_values(frame: PseudonymizedFrame) -> pa.Array:
+    """The ``values`` column: one JSON object per row, built column-wise in pyarrow."""
+    parts: list[pa.Array] = []
+    for i, (name, column) in enumerate(frame.values.items()):
+        key = ("{" if i == 0 else ",") + json.dumps(name).replace("\\", "\\\\") + ":"
+        encoded = _json_strings(column)
+        parts.append(pc.binary_join_element_wise(pa.scalar(key), encoded, ""))
+    if not parts:
+        return pa.array(["{}"] * len(frame), pa.string())
+    parts.append(pa.array(["}"] * len(frame), pa.string()))
+    return pc.binary_join_element_wise(*parts, "")
+
+
+#: Text that is its own JSON string body: printable ASCII without quote or backslash.
+_PLAIN = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"
+
+
+def _json_strings(column: pa.Array) -> pa.Array:
+    """Each value as a JSON literal (``null`` when null), escaped for COPY's text format.
+
+    Plain text (codes, dates, hex hashes: nearly everything stored) is quoted in one vectorized
+    step. Anything else is encoded by ``json.dumps`` once per distinct value; that escapes
+    control characters and non-ASCII, so the only character COPY treats specially that can
+    remain is the backslash, which is doubled."""
+    if pc.all(pc.match_substring_regex(column, _PLAIN)).as_py() is not False:
+        quoted = pc.binary_join_element_wise(pa.scalar('"'), column, pa.scalar('"'), "")
+        return pc.fill_null(quoted, "null")
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    literals = pa.array(
+        [json.dumps(v).replace("\\", "\\\\") for v in encoded.dictionary.to_pylist()],
+        pa.string(),
+    )
+    out = pc.take(literals, encoded.indices)
+    return pc.fill_null(out, "null")
+
+
+def copy_text(chunk: Chunk, prefix: str, key_id: str) -> memoryview:
+    """The chunk as COPY text-format lines in :data:`_COPY_COLUMNS` order; ``prefix`` holds
+    the first three (constant) fields."""
+    frame = chunk.frame
+    n = len(frame)
+
+    def constant(text: str) -> pa.Array:
+        return pa.array([text] * n, pa.string())
+
+    fields: list[pa.Array] = [
+        constant(prefix),
+        frame.record_key,
+        constant(key_id),
+        _json_values(frame),
+        pa.array(np.where(chunk.aggregate_only, "t", "f"), pa.string()),
+        pa.array(np.where(chunk.no_linkage, "t", "f"), pa.string()),
+    ]
+    for column in TOKEN_COLUMNS:
+        tokens = frame.tokens.get(column)
+        fields.append(
+            constant("\\N") if tokens is None else pc.fill_null(pc.cast(tokens, pa.string()), "\\N")
+        )
+    lines = pc.binary_join_element_wise(*fields, "\t")
+    body = pc.binary_join_element_wise(lines, constant("\n"), "")
+    _, offsets, data = body.buffers()
+    if data is None or n == 0:
+        return memoryview(b"")
+    bounds = np.frombuffer(offsets, dtype=np.int32)[body.offset : body.offset + n + 1]
+    return memoryview(data)[bounds[0] : bounds[-1]]  # no copy; keeps the arrow buffer alive

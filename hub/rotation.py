@@ -1,0 +1,148 @@
+"""Key rotation: re-key every stored token without the raw data.
+
+Tokens are layered HMACs (:class:`hub.keys.Hasher`): after rotation to key ``k2``, a stored
+token ``t`` becomes ``HMAC(k2, t)``, which is exactly what an upload under the chain
+``[k1, k2]`` computes from the raw value. So rotation needs the stored tokens only, and records
+uploaded before and after it still link and still replace each other by record key.
+
+What a rotation protects against: a copy of the database taken after it, together with a leak of
+the old key alone, no longer lets anyone test guesses against tokens (they need every key of the
+chain). The old keys stay in the key file, because new uploads must apply the whole chain.
+
+Steps, each safe to repeat (``ovphub keys rotate``):
+
+1. the new key is written to the key file as *pending* (not yet used by uploads);
+2. one database transaction re-keys every record still under the old head (record keys,
+   keyed-hash values, linkage tokens) and sets its ``key_id`` to the new key;
+3. the key file makes the pending key active.
+
+A crash between 2 and 3 leaves records under the pending key and the file not yet switched:
+running the command again finds no record left under the old head and only does step 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from contracts.model import Agreement
+from hub import audit
+from hub.db.models import AgreementVersion, Record
+from hub.keys import KeyStore, rekey_hex, rekey_int64
+from hub.pseudonymize import LINKAGE_PURPOSE, TOKEN_COLUMNS, record_purpose
+
+BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class RotationSummary:
+    old_key_id: str
+    new_key_id: str
+    records: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "old_key_id": self.old_key_id,
+            "new_key_id": self.new_key_id,
+            "records": self.records,
+        }
+
+
+def _keyed_fields(session: Session) -> dict[int, list[str]]:
+    """Per agreement version, the fields stored as keyed hashes (other than the record key)."""
+    out: dict[int, list[str]] = {}
+    for row in session.execute(select(AgreementVersion)).scalars():
+        spec = Agreement.model_validate(row.spec)
+        out[row.id] = sorted(
+            {f.name for ds in spec.datasets for f in ds.fields if f.transform.kind == "keyed_hash"}
+        )
+    return out
+
+
+def rekey_records(
+    session: Session, store: KeyStore, old_key_id: str, new_key_id: str, actor: str
+) -> RotationSummary:
+    """Re-key every record whose tokens are under ``old_key_id`` (the chain head before the
+    rotation) with the new key ``new_key_id`` (known to ``store``). Caller commits."""
+    link = rekey_int64(store, LINKAGE_PURPOSE, new_key_id)
+    record_steps: dict[str, Any] = {}
+    keyed = _keyed_fields(session)
+    total = 0
+    columns = [getattr(Record, c) for c in TOKEN_COLUMNS]
+    while True:
+        batch = session.execute(
+            select(
+                Record.id,
+                Record.dataset_id,
+                Record.agreement_version_id,
+                Record.record_key,
+                Record.values,
+                *columns,
+            )
+            .where(Record.key_id == old_key_id)
+            .order_by(Record.id)
+            .limit(BATCH)
+        ).all()
+        if not batch:
+            break
+        updates = []
+        for rid, dataset_id, version_id, record_key, values, *tokens in batch:
+            step = record_steps.get(dataset_id)
+            if step is None:
+                step = record_steps[dataset_id] = rekey_hex(
+                    store, record_purpose(dataset_id), new_key_id
+                )
+            new_values = dict(values)
+            for name in keyed.get(version_id, ()):
+                if new_values.get(name) is not None:
+                    new_values[name] = step(new_values[name])
+            row: dict[str, Any] = {
+                "id": rid,
+                "record_key": step(record_key),
+                "values": new_values,
+                "key_id": new_key_id,
+            }
+            for column, token in zip(TOKEN_COLUMNS, tokens, strict=True):
+                row[column] = None if token is None else link(token)
+            updates.append(row)
+        session.execute(update(Record), updates)
+        total += len(updates)
+    audit.append(
+        session,
+        audit.Event(
+            actor,
+            "keys.rotate",
+            f"key:{new_key_id}",
+            {"old_key_id": old_key_id, "new_key_id": new_key_id, "records": total},
+        ),
+    )
+    return RotationSummary(old_key_id, new_key_id, total)
+
+
+def records_under(session: Session, key_id: str) -> int:
+    return int(
+        session.execute(
+            select(func.count()).select_from(Record).where(Record.key_id == key_id)
+        ).scalar_one()
+    )
+
+
+def rotate(hub: Any, actor: str) -> RotationSummary:
+    """The whole rotation (steps 1–3 of the module docstring) for a hub with a key file."""
+    from hub.keys import FileKeyStore, KeyStoreError
+
+    store = hub.keys
+    if not isinstance(store, FileKeyStore):
+        raise KeyStoreError("key rotation needs a key file (HUB_KEY_FILE)")
+    old = store.active_key_id
+    new = store.pending or store.add_pending()
+
+    def work(session: Session) -> RotationSummary:
+        return rekey_records(session, store, old, new, actor)
+
+    summary: RotationSummary = hub.transact(work)
+    store.promote_pending()
+    return summary
