@@ -3,28 +3,36 @@ its own transaction, and answer only after that transaction has committed.
 
 ``create_app(hub)`` serves a hub the caller built (tests, embedding); ``create_app()`` builds one
 from ``HUB_*`` settings and disposes of its database engine when the server shuts down.
+
+Each app has its own pool of upload jobs (:class:`~hub.ingest.jobs.UploadJobs`, kept in this
+process's memory) and spools streamed uploads, encrypted, in ``spool_dir`` (default: the system
+temporary directory). At shutdown queued jobs are dropped and running ones finish.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from hub.api import agreements, routes
+from hub.api import agreements, routes, uploads
 from hub.api.errors import install_error_handlers
 from hub.context import Hub, build_hub
+from hub.ingest.jobs import UploadJobs
 
 
-def create_app(hub: Hub | None = None) -> FastAPI:
+def create_app(hub: Hub | None = None, *, spool_dir: Path | None = None) -> FastAPI:
     owned = hub is None
     served = hub or build_hub()
+    jobs = UploadJobs(served)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        jobs.shutdown(wait=True)
         if owned:
             served.engine.dispose()
 
@@ -41,6 +49,8 @@ def create_app(hub: Hub | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.hub = served
+    app.state.upload_jobs = jobs
+    app.state.spool_dir = spool_dir
     install_error_handlers(app)
 
     @app.get("/api/v1/health", tags=["operations"])
@@ -50,6 +60,7 @@ def create_app(hub: Hub | None = None) -> FastAPI:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "database": "ok"}
 
+    app.include_router(uploads.router, prefix="/api/v1")
     app.include_router(routes.router, prefix="/api/v1")
     app.include_router(agreements.router, prefix="/api/v1")
     return app

@@ -6,6 +6,7 @@ services through the same policy functions the CLI uses.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +16,7 @@ from hub.auth.policies import Actor
 from hub.auth.service import authenticate
 from hub.context import Hub
 from hub.errors import Unauthenticated
+from hub.ingest.jobs import UploadJobs
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `ovphub users token`")
 
@@ -22,6 +24,17 @@ bearer = HTTPBearer(auto_error=False, description="An API token from `ovphub use
 def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
+
+
+def get_upload_jobs(request: Request) -> UploadJobs:
+    jobs: UploadJobs = request.app.state.upload_jobs
+    return jobs
+
+
+def get_spool_dir(request: Request) -> Path | None:
+    """Where streamed uploads are spooled (encrypted); ``None``: the system temp directory."""
+    spool_dir: Path | None = request.app.state.spool_dir
+    return spool_dir
 
 
 def current_actor(
@@ -35,3 +48,5 @@ def current_actor(
 
 HubDep = Annotated[Hub, Depends(get_hub)]
 ActorDep = Annotated[Actor, Depends(current_actor)]
+JobsDep = Annotated[UploadJobs, Depends(get_upload_jobs)]
+SpoolDirDep = Annotated[Path | None, Depends(get_spool_dir)]

@@ -66,7 +66,7 @@ class ExtractForm:
     content: bytes
 
 
-def _too_large(limit: int) -> UploadTooLarge:
+def too_large(limit: int) -> UploadTooLarge:
     return UploadTooLarge(
         f"the file is larger than the hub's upload limit of {limit:,} bytes; nothing was "
         "stored. Split the extract (for example by date range) and upload the parts, or ask the "
@@ -115,7 +115,7 @@ class _Collector:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         self._data += data[start:end]
         if self._is_file and len(self._data) > self.limit:
-            raise _too_large(self.limit)
+            raise too_large(self.limit)
         if not self._is_file and len(self._data) > TEXT_LIMIT:
             raise MalformedRequest(f"the form field {self._name!r} is too long; {HOW}")
 
@@ -147,7 +147,7 @@ async def read_extract_form(request: Request, limit: int) -> ExtractForm:
     """The upload form, parsed in memory; :class:`UploadTooLarge` past ``limit`` file bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
-        raise _too_large(limit)
+        raise too_large(limit)
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
         raise MalformedRequest(f"the upload is not a multipart form; {HOW}")

@@ -1,18 +1,16 @@
-"""API routes, one block per domain noun. Each docstring is the route's OpenAPI text."""
+"""API routes, one block per domain noun (uploads in ``uploads.py``, agreements in
+``agreements.py``). Each docstring is the route's OpenAPI text."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from hub.agreements.service import current_versions
 from hub.auth.policies import Permission, Role, check_permission
-from hub.ingest.service import Receipt, list_receipts, upload_extract
 from hub.linkage.service import run_linkage
 from hub.releases.service import (
     ReleaseRequest,
@@ -26,68 +24,8 @@ from hub.releases.service import (
 from hub.releases.views import catalogue_entries, release_csv, release_view
 
 from .deps import ActorDep, HubDep
-from .forms import UPLOAD_FORM_OPENAPI, read_extract_form
 
 router = APIRouter()
-
-
-# --- uploads ----------------------------------------------------------------------------------
-
-
-@router.post(
-    "/uploads",
-    status_code=status.HTTP_201_CREATED,
-    tags=["uploads"],
-    openapi_extra=UPLOAD_FORM_OPENAPI,
-)
-async def create_upload(
-    request: Request, hub: HubDep, actor: ActorDep, response: Response
-) -> dict[str, Any]:
-    """Upload an extract (multipart form: `file`, `agreement_id`, `dataset_id`) for one dataset
-    of one agreement; stewards only, for their own agency's datasets. Returns the receipt (201).
-    A rejected file gets 422 with a validation report naming rule, column, count and row numbers
-    (never values), and nothing is stored. The same file twice returns the first receipt (200).
-    A file over the hub's upload limit gets 413. The file is held in memory only, never written
-    to disk."""
-    check_permission(actor, Permission.uploads_create)
-    form = await read_extract_form(request, hub.settings.max_upload_bytes)
-
-    def work(s: Session) -> Receipt:
-        return upload_extract(
-            s,
-            hub.keys,
-            actor,
-            agreement_id=form.agreement_id,
-            dataset_id=form.dataset_id,
-            content=form.content,
-            today=hub.today(),
-        )
-
-    receipt = await run_in_threadpool(hub.transact, work)
-    if receipt.duplicate:
-        response.status_code = status.HTTP_200_OK
-    return receipt.to_dict()
-
-
-@router.get("/uploads", tags=["uploads"])
-def list_uploads(hub: HubDep, actor: ActorDep) -> list[dict[str, Any]]:
-    """Receipts: a steward sees their own agency's; admins see all."""
-    check_permission(actor, Permission.uploads_read)
-    party = None if actor.role == Role.admin else actor.party_id
-    with hub.session() as s:
-        return [
-            {
-                "upload_id": u.id,
-                "dataset": u.dataset_id,
-                "party": u.party_id,
-                "status": u.status,
-                "rows_accepted": u.rows_accepted,
-                "rows_dropped": u.rows_dropped,
-                "file_sha256": u.file_sha256,
-                "created_at": u.created_at.isoformat(),
-            }
-            for u in list_receipts(s, party)
-        ]
 
 
 # --- agreements and catalogue -----------------------------------------------------------------

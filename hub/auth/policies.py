@@ -32,6 +32,7 @@ class Permission(StrEnum):
     users_manage = "users:manage"
     audit_read = "audit:read"
     retention_run = "retention:run"
+    keys_rotate = "keys:rotate"
 
 
 P = Permission
@@ -78,6 +79,22 @@ def check_can_upload(actor: Actor, agreement: Agreement, dataset: Dataset) -> No
 def can_upload(actor: Actor, agreement: Agreement, dataset: Dataset) -> bool:
     try:
         check_can_upload(actor, agreement, dataset)
+    except NotAllowed:
+        return False
+    return True
+
+
+def check_can_view_upload(actor: Actor, party_id: str | None) -> None:
+    """Receipts, validation reports and upload jobs: admins see every agency's, a steward only
+    their own agency's; analysts and legal staff see none."""
+    check_permission(actor, Permission.uploads_read)
+    if actor.role != Role.admin and (actor.party_id is None or actor.party_id != party_id):
+        raise NotAllowed(f"{actor.label} cannot see uploads of {party_id or 'another agency'}")
+
+
+def can_view_upload(actor: Actor, party_id: str | None) -> bool:
+    try:
+        check_can_view_upload(actor, party_id)
     except NotAllowed:
         return False
     return True

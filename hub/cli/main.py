@@ -15,6 +15,7 @@ import typer
 
 from hub.cli.agreements import agreements_app
 from hub.cli.common import State, acting, emit, fail, handles_errors
+from hub.cli.uploads import ProgressLine, uploads_app
 
 app = typer.Typer(
     help="OVP Hub: agreements as code, pseudonymized ingest, linkage, DP releases.",
@@ -34,6 +35,7 @@ app.add_typer(link_app, name="link")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(uploads_app, name="uploads")
 
 
 @app.callback()
@@ -132,28 +134,45 @@ def synth(
 @app.command("upload")
 @handles_errors
 def upload(
-    file: Annotated[Path, typer.Argument(help="The extract (CSV)")],
+    file: Annotated[Path, typer.Argument(help="The extract (CSV, XLSX or Parquet)")],
     agreement: Annotated[str, typer.Option(help="Agreement id, e.g. dsa-police-victimizations")],
     dataset: Annotated[str, typer.Option(help="Dataset id, e.g. police_victimizations")],
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show rows done and rows/s on stderr (default: when stderr is a terminal)",
+        ),
+    ] = None,
 ) -> None:
-    """Validate, pseudonymize and store an extract; print the receipt (exit 2 if rejected)."""
-    from hub.ingest.service import upload_extract
+    """Validate, pseudonymize and store an extract; print the receipt (exit 2 if rejected).
+    The file goes to the service by path, which reads it in chunks."""
+    from hub.ingest.jobs import run_upload
 
     if not file.is_file():
         fail(f"no such file: {file}")
+    show = sys.stderr.isatty() if progress is None else progress
     with acting() as (hub, actor):
-        content = file.read_bytes()
-        receipt = hub.transact(
-            lambda s: upload_extract(
-                s,
-                hub.keys,
-                actor,
-                agreement_id=agreement,
-                dataset_id=dataset,
-                content=content,
-                today=hub.today(),
+        line = ProgressLine() if show else None
+        try:
+            receipt = hub.transact(
+                lambda s: run_upload(
+                    s,
+                    hub.keys,
+                    actor,
+                    agreement_id=agreement,
+                    dataset_id=dataset,
+                    source=file,
+                    today=hub.today(),
+                    progress=line,
+                )
             )
-        )
+        except BaseException:
+            if line is not None:
+                line.close()
+            raise
+        if line is not None:
+            line.close(receipt.rows_received)
     emit(receipt.to_dict())
 
 
@@ -335,6 +354,21 @@ def keys_init() -> None:
 
     store = FileKeyStore.create(Settings().resolved_key_file)
     typer.echo(f"created {store.path} with key id {store.active_key_id}")
+
+
+@keys_app.command("rotate")
+@handles_errors
+def keys_rotate() -> None:
+    """Add a new key and re-key every stored token with it, without the raw data (admins).
+
+    Safe to re-run: an interrupted rotation is finished, never applied twice. Old keys stay in
+    the key file (new uploads apply the whole chain); the keys themselves are never printed."""
+    from hub.auth.policies import Permission, check_permission
+    from hub.rotation import rotate
+
+    with acting() as (hub, actor):
+        check_permission(actor, Permission.keys_rotate)
+        emit(rotate(hub, actor.label).to_dict())
 
 
 @app.command("retention")

@@ -181,6 +181,35 @@ def test_a_rejected_file_exits_2_with_the_report_on_stderr(
     engine.dispose()
 
 
+def test_upload_progress_shows_rows_and_rows_per_second_on_stderr(
+    ready: Run, extracts: Path
+) -> None:
+    path = extracts / "police_victimizations.csv"
+    result = ready("--as", "steward-police", "upload", str(path), *POLICE, "--progress")
+    receipt = json.loads(result.stdout)  # stdout stays the receipt alone
+    last = result.stderr.rstrip("\n").split("\r")[-1]
+    assert f"{receipt['rows_received']:,} rows" in last and "rows/s" in last
+    assert result.stderr.endswith("\n")
+
+
+def test_upload_shows_no_progress_when_stderr_is_not_a_terminal(ready: Run, extracts: Path) -> None:
+    path = extracts / "police_victimizations.csv"
+    result = ready("--as", "steward-police", "upload", str(path), *POLICE)
+    assert "rows/s" not in result.stderr
+
+
+def test_a_rejected_upload_ends_the_progress_line_before_the_error(
+    ready: Run, tmp_path: Path
+) -> None:
+    rows = [make_police_row(i) for i in range(1, 5)]
+    rows[1]["victim_sex"] = "Q"
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(make_police_csv(rows))
+    result = ready("--as", "steward-police", "upload", str(bad), *POLICE, "--progress", code=2)
+    progress, error = result.stderr.split("\n", 1)
+    assert "rows/s" in progress and error.startswith("error: police_victimizations")
+
+
 def test_an_analyst_cannot_upload_from_the_cli_either(ready: Run, extracts: Path) -> None:
     path = str(extracts / "police_victimizations.csv")
     result = ready("--as", "analyst", "upload", path, *POLICE, code=1)
@@ -320,6 +349,29 @@ def test_keys_init_creates_the_key_once_and_never_prints_it(run: Run, tmp_path: 
     assert "refusing to overwrite" in again.stderr
     assert json.loads(key_file.read_text())["keys"] == secret
     assert key_hex not in again.output
+
+
+def test_keys_rotate_rekeys_stored_tokens_and_linkage_still_works(
+    linked: Run, tmp_path: Path, env: Path
+) -> None:
+    key_file = tmp_path / "keys" / "hub.key"
+    old = json.loads(key_file.read_text())
+    with db(env).connect() as conn:
+        before = conn.execute(text("SELECT record_key FROM records ORDER BY id")).scalars().all()
+    result = linked("keys", "rotate")
+    summary = json.loads(result.stdout)
+    assert summary["records"] == len(before) > 0 and summary["old_key_id"] == old["active"]
+    new = json.loads(key_file.read_text())
+    assert new["chain"] == [old["active"], summary["new_key_id"]]
+    assert all(k not in result.output for k in new["keys"].values())
+    with db(env).connect() as conn:
+        after = conn.execute(text("SELECT record_key FROM records ORDER BY id")).scalars().all()
+        ids = set(conn.execute(text("SELECT key_id FROM records")).scalars())
+    assert ids == {summary["new_key_id"]} and set(before).isdisjoint(after)
+    linked("link", "run")
+    # analysts may not rotate keys
+    denied = linked("--as", "analyst", "keys", "rotate", code=1)
+    assert "may not keys rotate" in denied.stderr
 
 
 def test_db_upgrade_migrates_without_a_key_file(run: Run, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Fixtures for the HTTP API: a hub with the example agreements and one user per role, a
-bearer token for each, a TestClient on ``create_app(hub)``, and small synthetic extracts."""
+bearer token for each, a TestClient on ``create_app(hub, spool_dir=...)``, and small synthetic
+extracts."""
 
 from __future__ import annotations
 
@@ -81,8 +82,16 @@ def header_for() -> Callable[[Hub, str], dict[str, str]]:
 
 
 @pytest.fixture
-def client(api_hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(api_hub)) as c:
+def spool_dir(tmp_path: Path) -> Path:
+    """Where the app spools streamed uploads (encrypted); empty whenever no upload is running."""
+    path = tmp_path / "spool"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def client(api_hub: Hub, spool_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(api_hub, spool_dir=spool_dir)) as c:
         yield c
 
 
