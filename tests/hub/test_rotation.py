@@ -52,8 +52,7 @@ def stored(hub: Hub) -> list[tuple[object, ...]]:
     with hub.session() as s:
         cols = [getattr(Record, c) for c in TOKEN_COLUMNS]
         return sorted(
-            tuple(r)
-            for r in s.execute(select(Record.record_key, Record.key_id, *cols)).all()
+            tuple(r) for r in s.execute(select(Record.record_key, Record.key_id, *cols)).all()
         )
 
 
