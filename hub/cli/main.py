@@ -9,13 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hub.cli.agreements import agreements_app
 from hub.cli.common import State, acting, emit, fail, handles_errors
 from hub.cli.uploads import ProgressLine, uploads_app
+
+if TYPE_CHECKING:
+    from hub.releases.service import ReleaseRequest
 
 app = typer.Typer(
     help="OVP Hub: agreements as code, pseudonymized ingest, linkage, DP releases.",
@@ -210,36 +213,47 @@ def link_evaluate(
 # --- releases ---------------------------------------------------------------------------------
 
 DATE = ["%Y-%m-%d"]
+AggregateArg = Annotated[str, typer.Argument(help="An approved aggregate, see `ovphub catalogue`")]
+WindowStart = Annotated[
+    dt.datetime | None,
+    typer.Option(formats=DATE, help="Window start YYYY-MM-DD (default: 24 months back)"),
+]
+WindowEnd = Annotated[
+    dt.datetime | None,
+    typer.Option(formats=DATE, help="Window end YYYY-MM-DD (default: last month's end)"),
+]
+
+
+def release_request(
+    today: dt.date,
+    aggregate_id: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    recipient: str,
+) -> ReleaseRequest:
+    """The request the options describe, with the default window where one is not given."""
+    from hub.releases.service import ReleaseRequest, default_window
+
+    d_start, d_end = default_window(today)
+    return ReleaseRequest(
+        aggregate_id, start.date() if start else d_start, end.date() if end else d_end, recipient
+    )
 
 
 @app.command("release")
 @handles_errors
 def release(
-    aggregate_id: Annotated[
-        str, typer.Argument(help="An approved aggregate, see `ovphub catalogue`")
-    ],
-    start: Annotated[
-        dt.datetime | None,
-        typer.Option(formats=DATE, help="Window start YYYY-MM-DD (default: 24 months back)"),
-    ] = None,
-    end: Annotated[
-        dt.datetime | None,
-        typer.Option(formats=DATE, help="Window end YYYY-MM-DD (default: last month's end)"),
-    ] = None,
+    aggregate_id: AggregateArg,
+    start: WindowStart = None,
+    end: WindowEnd = None,
     recipient: Annotated[str, typer.Option(help="Who receives it (must be allowed)")] = "public",
 ) -> None:
     """Release an approved aggregate with differential privacy (or return the cached one)."""
-    from hub.releases.service import ReleaseRequest, default_window, request_release
+    from hub.releases.service import request_release
     from hub.releases.views import release_view
 
     with acting() as (hub, actor):
-        d_start, d_end = default_window(hub.today())
-        req = ReleaseRequest(
-            aggregate_id,
-            start.date() if start else d_start,
-            end.date() if end else d_end,
-            recipient,
-        )
+        req = release_request(hub.today(), aggregate_id, start, end, recipient)
         view = hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today())))
     emit(view)
 
@@ -429,32 +443,18 @@ def demo(
 @app.command("release-preview")
 @handles_errors
 def release_preview(
-    aggregate_id: Annotated[
-        str, typer.Argument(help="An approved aggregate, see `ovphub catalogue`")
-    ],
-    start: Annotated[
-        dt.datetime | None,
-        typer.Option(formats=DATE, help="Window start YYYY-MM-DD (default: 24 months back)"),
-    ] = None,
-    end: Annotated[
-        dt.datetime | None,
-        typer.Option(formats=DATE, help="Window end YYYY-MM-DD (default: last month's end)"),
-    ] = None,
+    aggregate_id: AggregateArg,
+    start: WindowStart = None,
+    end: WindowEnd = None,
     recipient: Annotated[str, typer.Option(help="Who would receive it (must be allowed)")] = (
         "public"
     ),
 ) -> None:
     """Show a release's 95% error bound per cell, its cost and the budget left, spending nothing."""
-    from hub.releases.service import ReleaseRequest, default_window, preview_release
+    from hub.releases.service import preview_release
 
     with acting() as (hub, actor):
-        d_start, d_end = default_window(hub.today())
-        req = ReleaseRequest(
-            aggregate_id,
-            start.date() if start else d_start,
-            end.date() if end else d_end,
-            recipient,
-        )
+        req = release_request(hub.today(), aggregate_id, start, end, recipient)
         with hub.session() as s:
             plan = preview_release(s, actor, req, hub.today())
     emit(plan)

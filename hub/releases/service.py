@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from contracts.model import Agreement
+from contracts.model import Aggregate, Agreement
 from contracts.plan import aggregate_fields, time_key
 from hub import audit
 from hub.agreements.service import Governing, check_in_force, governing_aggregate
@@ -223,21 +223,30 @@ def find_cached(session: Session, digest: str) -> Release | None:
     ).scalar_one_or_none()
 
 
-def request_release(
-    session: Session, actor: Actor, req: ReleaseRequest, today: dt.date | None = None
-) -> tuple[Release, bool]:
-    """Return ``(release, cached)``. The caller commits before showing the release."""
-    from publishers.release import compute_release, privacy_cost  # OpenDP loads lazily
-
+def _release_gate(
+    session: Session, actor: Actor, req: ReleaseRequest, today: dt.date
+) -> tuple[Governing, Aggregate, list[str]]:
+    """What a release and its preview both check first: the actor may request releases, the
+    request is well-formed, the agreement is in force for releasing and allows the recipient.
+    Returns the governing agreement, the aggregate and the uploads it would use."""
     check_permission(actor, Permission.releases_create)
-    today = today or dt.date.today()
     req.validate(today)
     gov = governing_aggregate(session, req.aggregate_id)
     check_in_force(gov, today, "released", session)
     check_recipient(gov.spec, req.recipient)
     aggregate = gov.spec.aggregate(req.aggregate_id)
     assert aggregate is not None
-    uploads = _uploads_of(session, aggregate.dataset)
+    return gov, aggregate, _uploads_of(session, aggregate.dataset)
+
+
+def request_release(
+    session: Session, actor: Actor, req: ReleaseRequest, today: dt.date | None = None
+) -> tuple[Release, bool]:
+    """Return ``(release, cached)``. The caller commits before showing the release."""
+    from publishers.release import compute_release, privacy_cost  # OpenDP loads lazily
+
+    today = today or dt.date.today()
+    gov, aggregate, uploads = _release_gate(session, actor, req, today)
     digest = request_hash(gov, req, uploads)
     cached = find_cached(session, digest)
     if cached is not None:
@@ -342,15 +351,9 @@ def preview_release(
     """
     from publishers.release import preview  # OpenDP loads lazily
 
-    check_permission(actor, Permission.releases_create)
     today = today or dt.date.today()
-    req.validate(today)
-    gov = governing_aggregate(session, req.aggregate_id)
-    check_in_force(gov, today, "released", session)
-    check_recipient(gov.spec, req.recipient)
-    aggregate = gov.spec.aggregate(req.aggregate_id)
-    assert aggregate is not None
-    cached = find_cached(session, request_hash(gov, req, _uploads_of(session, aggregate.dataset)))
+    gov, aggregate, uploads = _release_gate(session, actor, req, today)
+    cached = find_cached(session, request_hash(gov, req, uploads))
     plan = preview(gov.spec, req.aggregate_id, req.window_start, req.window_end)
     budget = gov.spec.outputs.privacy.budget
     cost = 0.0 if cached is not None else float(plan["cost"])
