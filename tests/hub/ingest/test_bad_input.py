@@ -12,19 +12,22 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from ingest_sources import (
+    SECRET,
+    MakeSource,
+    UnknownLength,
+    make_parquet,
+    make_rows,
+    make_text,
+)
 from openpyxl import Workbook
 
-from factories import make_police_row
 from hub.errors import UploadRejected
 from hub.ingest.formats import (
     MAX_CELL_CHARS,
@@ -37,79 +40,6 @@ from hub.ingest.formats import (
 from hub.ingest.formats.encoding import probe_for
 from hub.ingest.formats.source import Source
 from hub.ingest.formats.xlsx import MAX_MEMBERS
-
-SECRET = "Whitfield"  # a surname in every fixture; no error message may contain it
-SOURCE_KINDS = ["bytes", "path", "file"]
-
-MakeSource = Callable[[bytes], ExtractSource]
-
-
-class SpoolLike(io.RawIOBase):
-    """A readable, seekable file object with no file descriptor, left at its end as a spool is
-    after being written (the reader must read it from offset 0)."""
-
-    def __init__(self, content: bytes) -> None:
-        super().__init__()
-        self._buffer = io.BytesIO(content)
-        self._buffer.seek(0, os.SEEK_END)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        return self._buffer.readinto(buffer)
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._buffer.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._buffer.tell()
-
-
-class UnknownLength(SpoolLike):
-    """A stream that cannot say how long it is (seeking to its end is not supported)."""
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_END:
-            raise io.UnsupportedOperation("the length of this stream is unknown")
-        return super().seek(offset, whence)
-
-
-@pytest.fixture(params=SOURCE_KINDS)
-def as_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeSource]:
-    """The extract's bytes as the source kind under test."""
-    made: list[SpoolLike] = []
-
-    def make(content: bytes) -> ExtractSource:
-        if request.param == "bytes":
-            return content
-        path = tmp_path / f"extract-{len(made)}"
-        path.write_bytes(content)
-        if request.param == "path":
-            return path
-        handle = SpoolLike(content)
-        made.append(handle)
-        return handle
-
-    yield make
-    for handle in made:
-        assert not handle.closed, "the reader closed the caller's file object"
-        handle.close()
-
-
-def make_rows(n: int = 3) -> list[dict[str, str]]:
-    return [make_police_row(i, longitude="-87.7") for i in range(1, n + 1)]
-
-
-def make_text(rows: list[dict[str, str]], delimiter: str = ",") -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), delimiter=delimiter, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def make_workbook(*rows: list[Any]) -> bytes:
@@ -126,12 +56,6 @@ def make_workbook(*rows: list[Any]) -> bytes:
                 cell.data_type = "s"
     buf = io.BytesIO()
     book.save(buf)
-    return buf.getvalue()
-
-
-def make_parquet(rows: list[dict[str, Any]]) -> bytes:
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows), buf)
     return buf.getvalue()
 
 

@@ -9,20 +9,22 @@ by pyarrow.
 from __future__ import annotations
 
 import codecs
-import csv
 import datetime as dt
 import hashlib
 import io
 import weakref
 import zipfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from ingest_sources import (
+    MakeSource,
+    make_parquet,
+    make_rows,
+    make_text,
+)
 from openpyxl import Workbook
 from sqlalchemy import select
 
@@ -32,7 +34,6 @@ from hub.auth.service import actor_of, get_user
 from hub.context import Hub
 from hub.db.models import Record
 from hub.ingest.formats import (
-    ExtractSource,
     arrowcsv,
     detect_format,
     iter_extract,
@@ -45,22 +46,6 @@ from hub.ingest.service import Receipt, upload_extract
 
 AGREEMENT = "dsa-police-victimizations"
 DATASET = "police_victimizations"
-SECRET = "Whitfield"  # a surname in every fixture; no error message may contain it
-
-
-def make_rows(n: int = 3) -> list[dict[str, str]]:
-    # Longitude without a trailing zero: typed formats keep a number, not its CSV spelling.
-    return [make_police_row(i, longitude="-87.7") for i in range(1, n + 1)]
-
-
-def make_text(rows: list[dict[str, str]], delimiter: str = ",", newline: str = "\n") -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(
-        buf, fieldnames=list(rows[0]), delimiter=delimiter, lineterminator=newline
-    )
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def expected(rows: list[dict[str, str]]) -> pd.DataFrame:
@@ -98,37 +83,6 @@ def make_xlsx(rows: list[dict[str, Any]], sheets: tuple[str, ...] = ("Sheet1",))
     buf = io.BytesIO()
     book.save(buf)
     return buf.getvalue()
-
-
-def make_parquet(rows: list[dict[str, Any]]) -> bytes:
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows), buf)
-    return buf.getvalue()
-
-
-MakeSource = Callable[[bytes], ExtractSource]
-SOURCE_KINDS = ["bytes", "path", "file"]
-
-
-@pytest.fixture(params=SOURCE_KINDS)
-def as_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeSource]:
-    """The extract's bytes as the source kind under test (``file``: an open file object)."""
-    handles: list[io.BufferedReader] = []
-
-    def make(content: bytes) -> ExtractSource:
-        if request.param == "bytes":
-            return content
-        path = tmp_path / f"extract-{len(handles)}-{hashlib.sha256(content).hexdigest()[:8]}"
-        path.write_bytes(content)
-        if request.param == "path":
-            return path
-        handles.append(path.open("rb"))
-        return handles[-1]
-
-    yield make
-    for handle in handles:
-        assert not handle.closed, "the reader closed the caller's file object"
-        handle.close()
 
 
 # --- formats that read to the same frame ----------------------------------------------------
