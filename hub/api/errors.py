@@ -15,6 +15,7 @@ No handler echoes a value the caller sent: validation problems name the field, n
 from __future__ import annotations
 
 import logging
+import traceback
 from http import HTTPStatus
 from typing import Any
 
@@ -87,6 +88,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # The type and the stack, not the message: an error's text can quote a value from an
+        # uploaded file (a failed conversion, say), and logs are not a place for identifiers.
+        log.error(
+            "unhandled %s on %s %s\n%s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
         detail = "the hub failed to answer; the administrator can find the cause in the log"
         return JSONResponse(status_code=500, content=_body("internal_error", detail))

@@ -122,7 +122,6 @@ class RecordWriter:
         self._has_records = bool(
             session.execute(select(exists().where(Record.dataset_id == dataset_id))).scalar()
         )
-        self._copy_cm: Any = None
         self._copy: Any = None
 
     # -- corrections ------------------------------------------------------------------------
@@ -217,8 +216,19 @@ class RecordWriter:
                 feeder.close(exc)
 
 
+class UploadAborted(Exception):
+    """What the server is told (and logs) when an upload's COPY is abandoned."""
+
+    def __init__(self) -> None:
+        super().__init__("the upload was abandoned; nothing of it is kept")
+
+
 class _CopyFeeder:
     """One ``COPY ... FROM STDIN`` fed from a worker thread, at most one chunk ahead.
+
+    Not psycopg's ``QueuedLibpqWriter``: that queues up to 1,024 slices of each chunk, and every
+    slice keeps its whole chunk's buffer alive, so many chunks' text can be held at once when
+    the server is the slower side, as it is here.
 
     The thread sends chunk *k* (the socket write releases the GIL, and the server parses and
     inserts as it receives) while the caller builds chunk *k + 1*; ``put`` waits when a chunk
@@ -227,7 +237,8 @@ class _CopyFeeder:
     """
 
     def __init__(self, conn: Any, statement: str) -> None:
-        self._cm = conn.cursor().copy(statement)
+        self._cursor = conn.cursor()
+        self._cm = self._cursor.copy(statement)
         self._copy = self._cm.__enter__()
         self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
@@ -248,10 +259,17 @@ class _CopyFeeder:
         self._queue.put(data)
 
     def close(self, exc: BaseException | None) -> None:
+        """End the COPY: committed to the transaction when ``exc`` is ``None`` and the thread
+        sent everything, aborted otherwise. The server logs the abort message, so it is a
+        fixed sentence, never the error's own text (which could quote a value from the file)."""
         self._queue.put(None)
         self._thread.join()
-        error = exc or self._error
-        self._cm.__exit__(type(error) if error else None, error, None)
+        failed = exc is not None or self._error is not None
+        aborted = UploadAborted() if failed else None
+        try:
+            self._cm.__exit__(UploadAborted if failed else None, aborted, None)
+        finally:
+            self._cursor.close()
         if exc is None and self._error is not None:
             raise self._error
 

@@ -187,3 +187,92 @@ def test_an_upload_killed_half_way_leaves_nothing_and_the_hub_keeps_serving(
     # and the same file uploads cleanly afterwards
     receipt = upload(ready, "steward-police", POLICE, path)
     assert receipt.rows_added == 100 and not receipt.duplicate
+
+
+ORPHANS = (
+    "SELECT count(*) FROM records r LEFT JOIN uploads u ON u.id = r.upload_id "
+    "AND u.dataset_id = r.dataset_id AND u.agreement_version_id = r.agreement_version_id "
+    "WHERE u.id IS NULL"
+)
+
+
+def test_an_error_mid_copy_tells_the_server_nothing_from_the_file(
+    ready: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL logs the message a client gives when it abandons a COPY. An error raised while
+    # pseudonymizing can quote a cell; the hub must send a fixed sentence instead.
+    import psycopg
+
+    from hub.pseudonymize import Pseudonymizer
+
+    secret = "Whit" + "field"
+    real = Pseudonymizer.frame
+    calls: list[int] = []
+
+    def failing(self: Pseudonymizer, *args: object, **kw: object):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:  # the first chunk is already in the open COPY
+            raise ValueError(f"could not convert {secret!r}")
+        return real(self, *args, **kw)  # type: ignore[arg-type]
+
+    told: list[str] = []
+    finish = psycopg.copy.LibpqWriter.finish
+
+    def spy(self: object, exc: BaseException | None = None) -> None:
+        told.append("" if exc is None else str(exc))
+        finish(self, exc)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Pseudonymizer, "frame", failing)
+    monkeypatch.setattr(psycopg.copy.LibpqWriter, "finish", spy)
+    before = counts(ready)
+    rows = [make_police_row(i) for i in range(1, 8)]
+    with pytest.raises(ValueError, match=secret):
+        upload(ready, "steward-police", POLICE, make_police_csv(rows), chunk_rows=3)
+    assert told and all(secret not in t for t in told)
+    assert counts(ready) == before
+
+
+def test_a_rejection_leaves_nothing_even_when_the_caller_commits(ready: Hub) -> None:
+    # upload_extract works in a savepoint: a caller that catches the rejection and commits
+    # the rest of its transaction still stores nothing of the upload.
+    from sqlalchemy import text
+
+    from hub.errors import UploadRejected
+
+    before = counts(ready)
+    steward = actor(ready, "steward-police")
+    rows = [make_police_row(i) for i in range(1, 10)]
+    rows[8]["victim_sex"] = "Q"
+    with ready.session() as s:
+        with pytest.raises(UploadRejected):
+            upload_extract(
+                s,
+                ready.keys,
+                steward,
+                agreement_id=POLICE[0],
+                dataset_id=POLICE[1],
+                content=make_police_csv(rows),
+                today=ready.today(),
+                chunk_rows=3,
+            )
+        s.commit()
+    assert counts(ready) == before
+    with ready.session() as s:
+        assert s.execute(text(ORPHANS)).scalar_one() == 0
+
+
+def test_every_copied_record_belongs_to_its_upload(ready: Hub) -> None:
+    from sqlalchemy import text
+
+    upload(
+        ready,
+        "steward-police",
+        POLICE,
+        make_police_csv([make_police_row(i) for i in range(1, 8)]),
+        chunk_rows=3,
+    )
+    fixed = [make_police_row(2, victim_sex="F"), make_police_row(30)]
+    upload(ready, "steward-police", POLICE, make_police_csv(fixed), chunk_rows=1)
+    with ready.session() as s:
+        assert s.execute(text(ORPHANS)).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(Record)).scalar_one() == 8
