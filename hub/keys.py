@@ -83,6 +83,11 @@ class FileKeyStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the key file again (after another process rotated the keys)."""
+        path = self.path
         try:
             raw = json.loads(path.read_text())
             self._keys = {k: bytes.fromhex(v) for k, v in raw["keys"].items()}

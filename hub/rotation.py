@@ -22,16 +22,17 @@ running the command again finds no record left under the old head and only does 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from contracts.model import Agreement
 from hub import audit
-from hub.db.models import AgreementVersion, Record
-from hub.keys import KeyStore, rekey_hex, rekey_int64
+from hub.agreements.service import spec_of
+from hub.db.models import AgreementVersion, AuditEvent, DatasetRegistration, Record
+from hub.keys import KeyStore, KeyStoreError, rekey_hex, rekey_int64
 from hub.pseudonymize import LINKAGE_PURPOSE, TOKEN_COLUMNS, record_purpose
 
 BATCH = 5_000
@@ -51,14 +52,13 @@ class RotationSummary:
         }
 
 
-def _keyed_fields(session: Session) -> dict[int, list[str]]:
-    """Per agreement version, the fields stored as keyed hashes (other than the record key)."""
-    out: dict[int, list[str]] = {}
+def _keyed_fields(session: Session) -> dict[tuple[int, str], list[str]]:
+    """Per (agreement version, dataset), the fields stored as keyed hashes (the record-key
+    field among them: its stored value is the record key's own hash)."""
+    out: dict[tuple[int, str], list[str]] = {}
     for row in session.execute(select(AgreementVersion)).scalars():
-        spec = Agreement.model_validate(row.spec)
-        out[row.id] = sorted(
-            {f.name for ds in spec.datasets for f in ds.fields if f.transform.kind == "keyed_hash"}
-        )
+        for ds in spec_of(row).datasets:
+            out[(row.id, ds.id)] = [f.name for f in ds.fields if f.transform.kind == "keyed_hash"]
     return out
 
 
@@ -67,6 +67,7 @@ def rekey_records(
 ) -> RotationSummary:
     """Re-key every record whose tokens are under ``old_key_id`` (the chain head before the
     rotation) with the new key ``new_key_id`` (known to ``store``). Caller commits."""
+    lock_all_datasets(session)  # no upload runs while tokens change keys
     link = rekey_int64(store, LINKAGE_PURPOSE, new_key_id)
     record_steps: dict[str, Any] = {}
     keyed = _keyed_fields(session)
@@ -96,7 +97,7 @@ def rekey_records(
                     store, record_purpose(dataset_id), new_key_id
                 )
             new_values = dict(values)
-            for name in keyed.get(version_id, ()):
+            for name in keyed.get((version_id, dataset_id), ()):
                 if new_values.get(name) is not None:
                     new_values[name] = step(new_values[name])
             row: dict[str, Any] = {
@@ -122,6 +123,44 @@ def rekey_records(
     return RotationSummary(old_key_id, new_key_id, total)
 
 
+def lock_all_datasets(session: Session) -> None:
+    """Wait for uploads in progress and hold new ones (they lock their dataset's row) until
+    this transaction ends. SQLite serializes every writer anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(DatasetRegistration.id).with_for_update()).all()
+
+
+def current_head(session: Session) -> str | None:
+    """The key id the last committed rotation made the head of the chain (None: never
+    rotated). Read from the audit log, which every rotation writes in its transaction."""
+    payload = session.execute(
+        select(AuditEvent.payload)
+        .where(AuditEvent.action == "keys.rotate")
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return None if payload is None else str(json.loads(payload)["details"]["new_key_id"])
+
+
+def check_key_current(session: Session, store: KeyStore) -> None:
+    """Refuse to write tokens under a key chain older than the stored ones (a process started
+    before ``ovphub keys rotate``): they would not match, and corrections and linkage would
+    silently fail. A key file is re-read once first, so a running server picks up a rotation."""
+    head = current_head(session)
+    if head is None or head == store.active_key_id:
+        return
+    reload = getattr(store, "reload", None)
+    if reload is not None:
+        reload()
+        if head == store.active_key_id:
+            return
+    raise KeyStoreError(
+        f"the stored tokens are under key {head}, but this process holds key "
+        f"{store.active_key_id}. If a rotation was interrupted, run `ovphub keys rotate` to "
+        "finish it; otherwise restart this process with the current key file"
+    )
+
+
 def records_under(session: Session, key_id: str) -> int:
     return int(
         session.execute(
@@ -132,7 +171,7 @@ def records_under(session: Session, key_id: str) -> int:
 
 def rotate(hub: Any, actor: str) -> RotationSummary:
     """The whole rotation (steps 1–3 of the module docstring) for a hub with a key file."""
-    from hub.keys import FileKeyStore, KeyStoreError
+    from hub.keys import FileKeyStore
 
     store = hub.keys
     if not isinstance(store, FileKeyStore):

@@ -32,6 +32,7 @@ from hub.ingest.formats import Extract, ExtractSource, open_extract
 from hub.ingest.store import Chunk, RecordWriter
 from hub.keys import KeyStore
 from hub.pseudonymize import Pseudonymizer
+from hub.rotation import check_key_current
 
 CHUNK_ROWS = 100_000
 
@@ -115,9 +116,9 @@ def upload_extract(
     in a savepoint, so a rejected upload leaves nothing even if the caller then commits."""
     today = today or dt.date.today()
     gov, dataset = upload_gate(session, actor, agreement_id, dataset_id, today)
-    _lock_dataset(session, dataset_id)
-
     extract = open_extract(content, dataset=dataset_id, max_bytes=max_bytes)
+    _lock_dataset(session, dataset_id)  # after the scan: the lock is held only to store
+    check_key_current(session, keys)
     sha = extract.sha256
     previous = session.execute(
         select(Upload).where(Upload.dataset_id == dataset_id, Upload.file_sha256 == sha)

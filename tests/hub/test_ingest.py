@@ -249,3 +249,26 @@ def test_every_record_belongs_to_a_stored_upload_of_its_dataset(police_hub: Hub)
         ).scalar_one()
         total = s.execute(select(func.count()).select_from(Record)).scalar_one()
     assert total == 5 and orphans == 0
+
+
+def test_a_rejection_leaves_nothing_even_when_the_caller_commits(police_hub: Hub) -> None:
+    from hub.auth.service import actor_of, get_user
+
+    before = table_counts(police_hub)
+    rows = [make_police_row(i) for i in range(1, 6)]
+    rows[4]["victim_sex"] = "Q"  # in the last chunk, after two stored chunks
+    with police_hub.session() as s:
+        actor = actor_of(get_user(s, "steward-police"))
+        with pytest.raises(UploadRejected):
+            upload_extract(
+                s,
+                police_hub.keys,
+                actor,
+                agreement_id=AGREEMENT,
+                dataset_id=DATASET,
+                content=make_police_csv(rows),
+                today=police_hub.today(),
+                chunk_rows=2,
+            )
+        s.commit()
+    assert table_counts(police_hub) == before

@@ -124,3 +124,31 @@ def test_layered_tokens_need_every_key_of_the_chain() -> None:
 def test_rotation_needs_a_key_file(hub: Hub) -> None:
     with pytest.raises(KeyStoreError, match="key file"):
         rotate(hub, "admin:test")
+
+
+def test_a_process_holding_the_old_keys_picks_up_a_rotation_before_it_writes(
+    keyed_hub: Hub,
+) -> None:
+    store = keyed_hub.keys
+    assert isinstance(store, FileKeyStore)
+    upload(keyed_hub, make_police_csv([make_police_row(i) for i in range(1, 4)]))
+    # another process (a CLI run) rotates the keys through its own view of the key file
+    other = dataclasses.replace(keyed_hub, keys=FileKeyStore(store.path))
+    summary = rotate(other, "admin:test")
+    assert store.active_key_id == summary.old_key_id  # this process has not re-read the file
+    receipt = upload(keyed_hub, make_police_csv([make_police_row(i) for i in range(1, 5)]))
+    assert (receipt.rows_added, receipt.rows_unchanged) == (1, 3)
+    assert store.active_key_id == summary.new_key_id
+    assert {r[1] for r in stored(keyed_hub)} == {summary.new_key_id}
+
+
+def test_uploads_are_refused_while_a_rotation_is_half_done(keyed_hub: Hub) -> None:
+    store = keyed_hub.keys
+    assert isinstance(store, FileKeyStore)
+    upload(keyed_hub, make_police_csv([make_police_row(1)]))
+    old, pending = store.active_key_id, store.add_pending()
+    keyed_hub.transact(lambda s: rekey_records(s, store, old, pending, "admin:test"))
+    with pytest.raises(KeyStoreError, match="keys rotate"):
+        upload(keyed_hub, make_police_csv([make_police_row(2)]))
+    rotate(keyed_hub, "admin:test")  # finishing the rotation lets uploads go on
+    assert upload(keyed_hub, make_police_csv([make_police_row(2)])).rows_added == 1
