@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -147,21 +147,14 @@ class FileKeyStore:
         return self._active
 
     def _write(self) -> None:
-        """Rewrite the key file atomically (mode 0600, fsync, rename)."""
-        body = {
+        body: dict[str, object] = {
             "active": self._active,
             "keys": {k: v.hex() for k, v in self._keys.items()},
             "chain": self._chain,
         }
         if self._pending is not None:
             body["pending"] = self._pending
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(body))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        _write_private(self.path, body, overwrite=True)
 
     def master_key(self, key_id: str) -> bytes:
         try:
@@ -176,11 +169,25 @@ class FileKeyStore:
             raise KeyStoreError(f"key file {path} already exists; refusing to overwrite it")
         path.parent.mkdir(parents=True, exist_ok=True)
         key_id = "k" + secrets.token_hex(4)
-        body = json.dumps({"active": key_id, "keys": {key_id: secrets.token_hex(32)}})
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(body)
+        body = {"active": key_id, "keys": {key_id: secrets.token_hex(32)}, "chain": [key_id]}
+        _write_private(path, body, overwrite=False)
         return FileKeyStore(path)
+
+
+def _write_private(path: Path, body: Mapping[str, object], *, overwrite: bool) -> None:
+    """Write a key file with mode 0600 from its creation, synced to disk. ``overwrite``
+    replaces an existing file atomically (through a fresh temporary file and a rename)."""
+    target = path
+    if overwrite:
+        target = path.with_name(path.name + ".tmp")
+        target.unlink(missing_ok=True)  # a stale one could have other permissions
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(body))
+        fh.flush()
+        os.fsync(fh.fileno())
+    if overwrite:
+        os.replace(target, path)
 
 
 def derive_key(store: KeyStore, purpose: str, key_id: str | None = None) -> bytes:
@@ -197,6 +204,7 @@ class _Hmac:
     the standard library."""
 
     def __init__(self, key: bytes) -> None:
+        assert len(key) <= 64, "longer HMAC keys are hashed first; derived keys are 32 bytes"
         block = key.ljust(64, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
@@ -221,10 +229,9 @@ class Hasher:
     more under the new key, without the raw value (:func:`rekey_hex`, :func:`rekey_int64`).
     """
 
-    def __init__(self, store: KeyStore, purpose: str, key_id: str | None = None) -> None:
-        chain = [key_id] if key_id else store.chain
-        self.key_id = chain[-1]
-        self._layers = [_Hmac(derive_key(store, purpose, k)) for k in chain]
+    def __init__(self, store: KeyStore, purpose: str) -> None:
+        self.key_id = store.active_key_id
+        self._layers = [_Hmac(derive_key(store, purpose, k)) for k in store.chain]
 
     def __repr__(self) -> str:
         return f"Hasher(key_id={self.key_id!r})"
@@ -244,10 +251,6 @@ class Hasher:
         for layer in rest:
             out = int64_of(layer.digest(out.to_bytes(8, "big", signed=True)))
         return out
-
-    def digest(self, value: str) -> bytes:
-        """The raw digest under the first key only (building block; prefer token/int64)."""
-        return self._layers[0].digest(value.encode())
 
 
 def rekey_hex(store: KeyStore, purpose: str, key_id: str) -> Callable[[str], str]:

@@ -4,23 +4,30 @@ Per field, as the agreement says: ``drop`` (gone), ``keep`` (normalized text), `
 (HMAC-SHA256 with the dataset's record key), ``linkage_token`` (only tokens survive),
 ``truncate`` (dates), ``bin`` (ages), ``top_code``, ``geo_coarsen`` (ZIP3).
 
-Linkage tokens come in *families*; two records agree on a family when their token sets share a
-token. Variants are hashed in the family's domain so that they compare with each other:
+Linkage tokens are stored in the columns of :data:`TOKEN_COLUMNS`, each hashed in its
+*family*'s domain; two records agree on a family when any of their columns of that family hold
+the same token:
 
 ==========  =====================================================  ==========================
-family      tokens (before hashing)                                 catches
+family      columns: tokens (before hashing)                        catches
 ==========  =====================================================  ==========================
-``fn``      normalized first name, and its canonical forms          nicknames (Bill/William)
-``fi``      first initial                                           first-name typos
-``fsx``     Soundex of each ``fn`` variant                          spelling variants
-``ln``      normalized surname, and each part of a compound one     hyphenated/double surnames
-``lsx``     Soundex of each ``ln`` variant                          surname typos
-``dob``     YYYYMMDD, and the day/month-swapped date when valid     day/month slips
-``by``      birth year                                              day or month typos
-``md``      birth month and day (and their swap)                    birth-year typos
-``sex``     M / F / X
-``zip3``    first three ZIP digits
+``fn``      ``t_fn`` first word; ``t_fn2`` its nickname group or    nicknames (Bill/William),
+            the joined words of a compound first name               compound first names
+``fi``      ``t_fi`` first initial                                  first-name typos
+``fsx``     ``t_fsx`` Soundex of the first word                     spelling variants
+``mn``      ``t_mn`` first word of the middle name
+``ln``      ``t_ln`` whole surname; ``t_ln2``/``t_ln3`` first and   hyphenated/double surnames
+            last word of a compound one
+``lsx``     ``t_lsx`` Soundex of the whole surname                  surname typos
+``dob``     ``t_dob`` YYYYMMDD; ``t_dob2`` day/month swapped        day/month slips
+``by``      ``t_by`` birth year                                     day or month typos
+``md``      ``t_md``/``t_md2`` month and day (and their swap)       birth-year typos
+``sex``     ``t_sex`` M / F / X
+``zip3``    ``t_zip3`` first three ZIP digits
 ==========  =====================================================  ==========================
+
+The stored value of a ``keyed_hash`` field that is the record key is the record key's own
+token (``HMAC("record_key|" + key)``), which saves one HMAC per row.
 
 Raw values exist only in memory for the duration of one chunk; nothing here writes or logs them.
 """
@@ -123,23 +130,6 @@ def normalize_bool(value: str) -> str | None:
     if low in FALSE_WORDS:
         return "false"
     return None
-
-
-def first_name_variants(value: str) -> set[str]:
-    words = normalize_name(value)
-    if not words:
-        return set()
-    variants = {words[0], "".join(words)}
-    for w in list(variants):
-        variants |= nickname_table().get(w, frozenset())
-    return variants
-
-
-def last_name_variants(value: str) -> set[str]:
-    words = normalize_name(value)
-    if not words:
-        return set()
-    return {"".join(words), *words} if len(words) > 1 else {words[0]}
 
 
 @cache

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,7 +64,8 @@ class Receipt:
         return asdict(self)
 
 
-def _receipt(up: Upload, agreement_ref: str, uploader: str, duplicate: bool) -> Receipt:
+def receipt_of(up: Upload, agreement_ref: str, uploader: str, duplicate: bool = False) -> Receipt:
+    """The receipt of a stored upload (as first given, or for a repeat of the same file)."""
     rep = up.report
     return Receipt(
         upload_id=up.id,
@@ -83,7 +84,7 @@ def _receipt(up: Upload, agreement_ref: str, uploader: str, duplicate: bool) -> 
         rows_unchanged=int(rep.get("rows_unchanged", 0)),
         rows_aggregate_only=int(rep.get("rows_aggregate_only", 0)),
         rows_no_linkage=int(rep.get("rows_no_linkage", 0)),
-        created_at=up.created_at.isoformat(),
+        created_at=as_utc(up.created_at).isoformat(),
         duplicate=duplicate,
         warnings=[
             f
@@ -92,6 +93,11 @@ def _receipt(up: Upload, agreement_ref: str, uploader: str, duplicate: bool) -> 
         ],
         notes=list(rep.get("notes", [])),
     )
+
+
+def as_utc(at: dt.datetime) -> dt.datetime:
+    """Timestamps are stored in UTC; SQLite gives them back without their time zone."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 def upload_extract(
@@ -124,7 +130,7 @@ def upload_extract(
         select(Upload).where(Upload.dataset_id == dataset_id, Upload.file_sha256 == sha)
     ).scalar_one_or_none()
     if previous is not None:
-        return _receipt(previous, gov.spec.ref, actor.name, duplicate=True)
+        return receipt_of(previous, gov.spec.ref, actor.name, duplicate=True)
 
     savepoint = session.begin_nested()
     try:
@@ -187,8 +193,7 @@ def _store(
     rows = dropped = aggregate_only = no_linkage = 0
     clock = StageClock()
     try:
-        for chunk in clock.timed_iter("read", extract.chunks(chunk_rows)):
-            chunk = chunk.reset_index(drop=True)
+        for chunk in clock.timed_iter("read", extract.chunks(chunk_rows)):  # index from 0
             with clock("validate"):
                 report = report.merge(
                     validate_extract(
@@ -246,7 +251,7 @@ def _store(
         "seconds": clock.seconds(),
     }
     session.flush()
-    receipt = _receipt(upload, gov.spec.ref, actor.name, duplicate=False)
+    receipt = receipt_of(upload, gov.spec.ref, actor.name)
     audit.append(
         session,
         audit.Event(
@@ -268,6 +273,9 @@ def _store(
     return receipt
 
 
+T = TypeVar("T")
+
+
 class StageClock:
     """Wall time per pipeline stage (read, validate, pseudonymize, store), for the receipt's
     report and the ingest benchmark."""
@@ -285,22 +293,20 @@ class StageClock:
             self._spent[stage] = self._spent.get(stage, 0.0) + time.perf_counter() - start
 
     def timed_iter(self, stage: str, items: Iterable[T]) -> Iterator[T]:
+        """``items``, with the time spent producing each counted to ``stage``."""
         it = iter(items)
         while True:
-            with self(stage):
-                item = next(it, _END)
-            if item is _END:
+            try:
+                with self(stage):
+                    item = next(it)
+            except StopIteration:
                 return
-            yield cast(T, item)
+            yield item
 
     def seconds(self) -> dict[str, float]:
         out = {k: round(v, 3) for k, v in self._spent.items()}
         out["total"] = round(time.perf_counter() - self._start, 3)
         return out
-
-
-_END = object()
-T = TypeVar("T")
 
 
 def upload_gate(
@@ -329,10 +335,3 @@ def _lock_dataset(session: Session, dataset_id: str) -> None:
             .where(DatasetRegistration.id == dataset_id)
             .with_for_update()
         )
-
-
-def list_receipts(session: Session, party_id: str | None) -> list[Upload]:
-    query = select(Upload).order_by(Upload.created_at)
-    if party_id is not None:
-        query = query.where(Upload.party_id == party_id)
-    return list(session.execute(query).scalars())

@@ -88,13 +88,13 @@ class Chunk:
         return out
 
 
-def _stored_state(record: Any) -> tuple[Any, ...]:
-    return (
-        record.values,
-        bool(record.aggregate_only),
-        bool(record.no_linkage),
-        *(getattr(record, c) for c in TOKEN_COLUMNS),
-    )
+#: What a stored record is compared on, in :func:`_new_state`'s order.
+_STATE_COLUMNS = (
+    Record.values,
+    Record.aggregate_only,
+    Record.no_linkage,
+    *(getattr(Record, c) for c in TOKEN_COLUMNS),
+)
 
 
 def _new_state(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -126,48 +126,46 @@ class RecordWriter:
 
     # -- corrections ------------------------------------------------------------------------
 
-    def _settle_existing(self, chunk: Chunk) -> Chunk:
-        """Delete the stored rows this chunk revises; return the rows still to insert."""
+    def _settle_existing(self, chunk: Chunk) -> tuple[Chunk, int, int]:
+        """Compare the chunk with the stored records of the same keys: delete those it
+        revises. Returns the rows still to insert and how many were replaced and unchanged."""
         if not self._has_records:
-            return chunk
+            return chunk, 0, 0
         keys = chunk.frame.record_key.to_pylist()
-        stored: dict[str, Any] = {}
+        stored: dict[str, tuple[Any, ...]] = {}  # record key -> (id, stored state)
         for start in range(0, len(keys), PROBE_BATCH):
-            part = keys[start : start + PROBE_BATCH]
-            for rec in self.session.execute(
-                select(Record).where(
-                    Record.dataset_id == self.dataset_id, Record.record_key.in_(part)
+            for key, rid, *state in self.session.execute(
+                select(Record.record_key, Record.id, *_STATE_COLUMNS).where(
+                    Record.dataset_id == self.dataset_id,
+                    Record.record_key.in_(keys[start : start + PROBE_BATCH]),
                 )
-            ).scalars():
-                stored[rec.record_key] = rec
+            ):
+                stored[key] = (rid, tuple(state))
         if not stored:
-            return chunk
-        rows = chunk.row_dicts()
-        insert_rows, stale = [], []
-        for i, key in enumerate(keys):
-            old = stored.get(key)
-            if old is None:
-                insert_rows.append(i)
-            elif _stored_state(old) == _new_state(rows[i]):
-                self.counts.unchanged += 1
+            return chunk, 0, 0
+        matched = np.asarray([i for i, k in enumerate(keys) if k in stored], dtype=np.intp)
+        insert_rows = np.ones(len(keys), dtype=bool)
+        stale: list[int] = []
+        for i, row in zip(matched, chunk.take(matched).row_dicts(), strict=True):
+            rid, state = stored[keys[i]]
+            if state == _new_state(row):
+                insert_rows[i] = False
             else:
-                stale.append(old.id)
-                insert_rows.append(i)
+                stale.append(rid)
         for start in range(0, len(stale), PROBE_BATCH):
             self.session.execute(
                 delete(Record).where(Record.id.in_(stale[start : start + PROBE_BATCH]))
             )
-        self.counts.replaced += len(stale)
-        for rec in stored.values():
-            self.session.expunge(rec)
-        return chunk.take(np.asarray(insert_rows, dtype=np.intp))
+        unchanged = len(matched) - len(stale)
+        return chunk.take(np.flatnonzero(insert_rows)), len(stale), unchanged
 
     # -- writing ----------------------------------------------------------------------------
 
     def write(self, chunk: Chunk) -> None:
-        before = self.counts.replaced
-        chunk = self._settle_existing(chunk)
-        self.counts.added += len(chunk.frame) - (self.counts.replaced - before)
+        chunk, replaced, unchanged = self._settle_existing(chunk)
+        self.counts.replaced += replaced
+        self.counts.unchanged += unchanged
+        self.counts.added += len(chunk.frame) - replaced
         if not len(chunk.frame):
             return
         if self.postgres:

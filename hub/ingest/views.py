@@ -15,7 +15,6 @@ holds a value from a file: receipts hold counts and hashes, reports rule names a
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 from hub.auth.policies import Actor, Permission, Role, can_view_upload, check_permission
 from hub.db.models import AgreementVersion, Release, ReleaseSource, Upload, User
 from hub.errors import NotFound
+from hub.ingest.service import as_utc, receipt_of
 from validators.html import render_html
 from validators.report import Finding, ValidationReport
 
@@ -35,35 +35,10 @@ def visible_party(actor: Actor) -> str | None:
     return None if actor.role == Role.admin else actor.party_id or ""
 
 
-def _utc(at: dt.datetime) -> dt.datetime:
-    """Timestamps are stored in UTC; SQLite gives them back without their time zone."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
-
-
 def _receipt(up: Upload, agreement_ref: str, uploader: str) -> dict[str, Any]:
-    report = up.report or {}
-    findings = report.get("validation", {}).get("findings", [])
-    return {
-        "upload_id": up.id,
-        "status": up.status,
-        "agreement": agreement_ref,
-        "dataset": up.dataset_id,
-        "party": up.party_id,
-        "uploader": uploader,
-        "file_sha256": up.file_sha256,
-        "file_bytes": up.file_bytes,
-        "rows_received": up.rows_received,
-        "rows_accepted": up.rows_accepted,
-        "rows_dropped": up.rows_dropped,
-        "rows_added": up.rows_added,
-        "rows_replaced": up.rows_replaced,
-        "rows_unchanged": int(report.get("rows_unchanged", 0)),
-        "rows_aggregate_only": int(report.get("rows_aggregate_only", 0)),
-        "rows_no_linkage": int(report.get("rows_no_linkage", 0)),
-        "created_at": _utc(up.created_at).isoformat(),
-        "warnings": [f for f in findings if f.get("severity") == "warning"],
-        "notes": list(report.get("notes", [])),
-    }
+    out = receipt_of(up, agreement_ref, uploader).to_dict()
+    del out["duplicate"]  # a property of one answer to an upload, not of the stored receipt
+    return out
 
 
 def _receipts_query(party: str | None) -> Any:
@@ -193,7 +168,7 @@ def releases_using(
                 "aggregate_id": release.aggregate_id,
                 "title": manifest.get("title", ""),
                 "recipient": release.recipient,
-                "released_at": _utc(release.created_at).isoformat(),
+                "released_at": as_utc(release.created_at).isoformat(),
                 "privacy_model": release.privacy_model,
                 "privacy_loss": release.privacy_loss,
                 "agreements": manifest.get("agreements", []),

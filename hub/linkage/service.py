@@ -169,6 +169,7 @@ def run_linkage(session: Session, event_actor: str, today: dt.date | None = None
     session.add(run)
     session.flush()
 
+    columns = [getattr(Record, c) for c in TOKEN_COLUMNS]
     records = session.execute(
         select(
             Record.id,
@@ -176,20 +177,17 @@ def run_linkage(session: Session, event_actor: str, today: dt.date | None = None
             Record.record_key,
             Record.no_linkage,
             Record.aggregate_only,
+            *columns,
         )
     ).all()
     dataset_of = {r.id: r.dataset_id for r in records}
     key_of = {r.id: f"{r.dataset_id}|{r.record_key}" for r in records}
-    linkable = {
-        r.id for r in records if r.dataset_id in in_force and not (r.no_linkage or r.aggregate_only)
-    }
-    families: dict[int, Families] = {rid: {} for rid in linkable}
-    columns = [getattr(Record, c) for c in TOKEN_COLUMNS]
-    for rid, *tokens in session.execute(select(Record.id, *columns)):
-        fam = families.get(rid)
-        if fam is None:
+    families: dict[int, Families] = {}
+    for r in records:
+        if r.dataset_id not in in_force or r.no_linkage or r.aggregate_only:
             continue
-        for column, token in zip(TOKEN_COLUMNS, tokens, strict=True):
+        fam = families[r.id] = {}
+        for column, token in zip(TOKEN_COLUMNS, r[5:], strict=True):
             if token is not None:
                 fam.setdefault(TOKEN_COLUMNS[column], set()).add(str(token))
     uf, links = cluster(families, dataset_of, pairs)

@@ -83,6 +83,7 @@ def test_rotation_rekeys_every_token_and_later_uploads_agree(keyed_hub: Hub) -> 
     assert {r[0] for r in before}.isdisjoint({r[0] for r in after})
     reread = json.loads(store.path.read_text())
     assert reread["chain"] == [old, summary.new_key_id] and "pending" not in reread
+    assert oct(store.path.stat().st_mode & 0o777) == "0o600"
 
     # The same rows sent again (a different file: new order) are recognised as unchanged:
     # the chain applied to raw values equals the rotated tokens.
