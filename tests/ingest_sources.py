@@ -1,16 +1,17 @@
 """Shared by the extract-reader tests: the source kinds an extract can come as, and the small
-extract builders (rows, CSV text, Parquet) both test files use."""
+extract builders (rows, CSV text, workbooks, Parquet) both test files use."""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from openpyxl import Workbook
 
 from factories import make_police_row
 from hub.ingest.formats import ExtractSource
@@ -74,3 +75,33 @@ def make_parquet(rows: list[dict[str, Any]]) -> bytes:
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows), buf)
     return buf.getvalue()
+
+
+def make_workbook(*rows: Sequence[Any], sheets: Sequence[str] = ("Sheet1",)) -> bytes:
+    """A workbook with ``rows`` in its last sheet; each sheet before it (``sheets`` names them
+    all, in order) holds two decoy rows. Every ``str`` is a text cell, even one starting with
+    ``=`` (which openpyxl would otherwise store as a formula)."""
+    book = Workbook()
+    first = book.active
+    assert first is not None
+    first.title = sheets[0]
+    for name in sheets[1:]:
+        book.create_sheet(name)
+    for name in sheets[:-1]:
+        book[name].append(["decoy"])
+        book[name].append(["not this sheet"])
+    target = book[sheets[-1]]
+    for row in rows:
+        target.append(list(row))
+    for line in target.iter_rows():
+        for cell in line:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+def make_xlsx(records: list[dict[str, Any]], sheets: Sequence[str] = ("Sheet1",)) -> bytes:
+    """:func:`make_workbook` of ``records`` under a header of their keys."""
+    return make_workbook(list(records[0]), *(list(r.values()) for r in records), sheets=sheets)

@@ -17,7 +17,7 @@ from hub.auth.policies import Role
 from hub.context import Hub
 from hub.db.models import Record, Upload
 from hub.errors import AgreementRefused, NotAllowed, UploadRejected
-from hub.ingest.reader import ExtractUnreadable
+from hub.ingest.formats import ExtractUnreadable
 from hub.ingest.service import upload_extract
 
 AGREEMENT = "dsa-police-victimizations"

@@ -67,19 +67,17 @@ _READ_CHUNK_ROWS = 100_000
 
 def read_extract(
     content: ExtractSource,
-    filename: str | None = None,
     *,
     dataset: str | None = None,
     allow_cp1252: bool = True,
 ) -> pd.DataFrame:
     """The whole extract as a DataFrame of ``str``/``None`` values with the file's header.
 
-    ``content`` is bytes, a path or a file object. ``filename`` is informational only (the
-    format comes from the bytes). ``dataset`` picks the workbook sheet of that name when there
-    is one. ``allow_cp1252=False`` refuses Windows-1252 text instead of decoding it. This holds
-    every row at once; prefer :func:`open_extract` for large files.
+    ``content`` is bytes, a path or a file object; the format comes from its bytes.
+    ``dataset`` picks the workbook sheet of that name when there is one.
+    ``allow_cp1252=False`` refuses Windows-1252 text instead of decoding it. This holds every
+    row at once; prefer :func:`open_extract` for large files.
     """
-    del filename  # the bytes decide the format; a name can lie
     extract = open_extract(content, dataset=dataset, allow_cp1252=allow_cp1252)
     # Built in chunks and joined: faster than one huge conversion.
     chunks = list(extract.chunks(_READ_CHUNK_ROWS))
@@ -100,7 +98,5 @@ def iter_extract(
     Errors raise when the chunk holding them is reached, so a caller must treat the upload as
     failed (and roll back) if any chunk raises.
     """
-    if chunk_rows < 1:
-        raise ValueError("chunk_rows must be at least 1")
     extract = open_extract(source, dataset=dataset, allow_cp1252=allow_cp1252, max_bytes=max_bytes)
     yield from extract.chunks(chunk_rows)

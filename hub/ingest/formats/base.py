@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from itertools import islice
 from typing import Any
@@ -45,15 +44,32 @@ class ExtractTooLarge(ExtractUnreadable):
 
 
 def check_header(names: Sequence[object]) -> list[str]:
-    """Column names as stripped text; refuses repeated and empty names."""
+    """Column names as stripped text; refuses repeated and empty names.
+
+    The errors say where by position only: in a file exported without a header, row 1 is data
+    (names, birth dates), so a name from it must not reach a message.
+    """
     header = ["" if n is None else str(n).strip() for n in names]
-    dupes = [h for h, n in Counter(header).items() if n > 1 and h]
-    if dupes:
-        raise ExtractUnreadable(f"the header repeats column(s) {', '.join(dupes)}; name each once")
+    places: dict[str, list[int]] = {}
+    for column, name in enumerate(header, start=1):
+        if name:
+            places.setdefault(name, []).append(column)
+    repeats = [_positions(p) for p in places.values() if len(p) > 1]
+    if repeats:
+        also = "".join(f", and so do {r}" for r in repeats[1:])
+        raise ExtractUnreadable(
+            f"{repeats[0]} of the header have the same name{also}; name each column once"
+        )
     if any(not h for h in header):
         position = [i + 1 for i, h in enumerate(header) if not h]
         raise ExtractUnreadable(f"the header has empty column names at position(s) {position}")
     return header
+
+
+def _positions(positions: list[int]) -> str:
+    """``columns 3 and 7``, ``columns 1, 4 and 9``."""
+    *rest, last = positions
+    return f"columns {', '.join(map(str, rest))} and {last}"
 
 
 def cell_text(value: object, *, midnight_as_date: bool = True) -> str | None:
@@ -93,24 +109,16 @@ def cell_text(value: object, *, midnight_as_date: bool = True) -> str | None:
     return str(value)
 
 
-def frames(
-    header: list[str],
-    rows: Iterable[Any],
-    chunk_rows: int,
-    *,
-    none_yet: bool = True,
-    to_frame: Callable[[list[str], list[Any]], pd.DataFrame] | None = None,
-) -> Iterator[pd.DataFrame]:
-    """``rows`` as DataFrames of at most ``chunk_rows`` rows (built by ``to_frame``, default
-    :func:`frame`); refuses a file with no rows (``none_yet=False`` when earlier chunks came
-    from elsewhere)."""
-    build = to_frame or frame
+def frames(header: list[str], rows: Iterable[Any], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """``rows`` as DataFrames (see :func:`frame`) of at most ``chunk_rows`` rows; refuses a file
+    with no rows."""
     it = iter(rows)
+    none_yet = True
     while batch := list(islice(it, chunk_rows)):
         none_yet = False
         # Hand the chunk over with no name left on it or on its rows, so neither is kept
         # while the caller works on the chunk.
-        handover = [build(header, batch)]
+        handover = [frame(header, batch)]
         del batch
         yield handover.pop()
     if none_yet:

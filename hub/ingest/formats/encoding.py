@@ -37,7 +37,8 @@ class Probe(Protocol):
 
     #: Whether a double quote occurs anywhere (the fast reader needs there to be none).
     quoted: bool
-    #: Whether the file is empty or holds only ASCII whitespace.
+    #: Whether the file holds nothing but whitespace after its byte-order mark, if any (ASCII
+    #: whitespace for single-byte text); the one "the file is empty" check rests on it.
     blank: bool
 
     def feed(self, block: bytes) -> None: ...
@@ -67,7 +68,9 @@ class ByteProbe:
         self.bad_byte = 0
         #: Whether a well-formed multi-byte UTF-8 character occurs anywhere.
         self.utf8_character = False
+        #: First byte Windows-1252 leaves undefined (offset and value).
         self.undefined_at: int | None = None
+        self.undefined_byte = 0
         self.utf8_bom = False
         self._strict = codecs.getincrementaldecoder("utf-8")()
         self._lenient = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -75,11 +78,14 @@ class ByteProbe:
 
     def feed(self, block: bytes) -> None:
         start = self.size
+        body = block
         if start == 0:
             self.utf8_bom = block.startswith(codecs.BOM_UTF8)
+            if self.utf8_bom:
+                body = block[len(codecs.BOM_UTF8) :]  # a byte-order mark alone is still empty
         self.size += len(block)
-        if self.blank:
-            self.blank = block.isspace()
+        if self.blank and body:
+            self.blank = body.isspace()
         if not self.quoted:
             self.quoted = b'"' in block
         if self.nul_at is None and (nul := block.find(b"\x00")) >= 0:
@@ -89,6 +95,7 @@ class ByteProbe:
             found = [i for i in map(block.find, _UNDEFINED_BYTES) if i >= 0]
             if found:
                 self.undefined_at = start + min(found)
+                self.undefined_byte = block[min(found)]
         if self.bad_at is None:
             if not ascii_only or self._strict.getstate()[0]:
                 self._decode(block, start)
@@ -130,15 +137,15 @@ class ByteProbe:
         bad = self.bad_at
         if bad is None:
             return "utf-8-sig"
-        line, column = byte_position(source, bad)
-        where = f"line {line}, byte {column} (offset {bad})"
         if self.utf8_bom or self.utf8_character:
+            line, column = byte_position(source, bad)
             raise ExtractUnreadable(
-                f"{where}: the file mixes encodings: it is UTF-8 up to there, but byte "
-                f"0x{self.bad_byte:02X} is not UTF-8 (it looks like Windows-1252); export the "
-                "whole extract as UTF-8"
+                f"line {line}, byte {column} (offset {bad}): the file mixes encodings: it is "
+                f"UTF-8 up to there, but byte 0x{self.bad_byte:02X} is not UTF-8 (it looks like "
+                "Windows-1252); export the whole extract as UTF-8"
             )
         if not allow_cp1252:
+            line, _ = byte_position(source, bad)
             raise ExtractUnreadable(
                 f"the file is not UTF-8: byte {bad} (line {line}) cannot be decoded; "
                 "export the extract as UTF-8"
@@ -146,10 +153,9 @@ class ByteProbe:
         if self.undefined_at is not None:
             first = self.undefined_at
             line, column = byte_position(source, first)
-            byte = source_byte(source, first)
             raise ExtractUnreadable(
-                f"line {line}, byte {column} (offset {first}): byte 0x{byte:02X} is neither "
-                "UTF-8 nor Windows-1252; export the extract as UTF-8"
+                f"line {line}, byte {column} (offset {first}): byte 0x{self.undefined_byte:02X} "
+                "is neither UTF-8 nor Windows-1252; export the extract as UTF-8"
             )
         return "cp1252"
 
@@ -162,7 +168,7 @@ class Utf16Probe:
 
     def __init__(self) -> None:
         self.quoted = False
-        self.blank = False  # the byte-order mark is not whitespace
+        self.blank = True  # until a character other than whitespace is decoded
         self.size = 0
         self.bad_at: int | None = None
         self.nul_line: int | None = None
@@ -181,7 +187,10 @@ class Utf16Probe:
             text = self._decoder.decode(block, final=final)
         except UnicodeDecodeError as exc:
             self.bad_at = start - pending + exc.start
+            self.blank = False  # bytes that are not UTF-16 are not an empty file
             return
+        if self.blank and text.strip():
+            self.blank = False
         if self.nul_line is None and (nul := text.find("\x00")) >= 0:
             self.nul_line = self._lines + text.count("\n", 0, nul)
         if not self.quoted:
@@ -189,7 +198,9 @@ class Utf16Probe:
         self._lines += text.count("\n")
 
     def finish(self) -> None:
-        if self.bad_at is None and self.size % 2 == 0:
+        if self.size % 2:
+            self.blank = False  # cut short or not UTF-16, which decide() reports
+        elif self.bad_at is None:
             self._decode(b"", self.size, final=True)
 
     def decide(self, source: Source, *, allow_cp1252: bool = True) -> str:
@@ -241,10 +252,3 @@ def text_line(source: Source, encoding: str, offset: int) -> int:
             if seen >= offset:
                 break
     return line
-
-
-def source_byte(source: Source, offset: int) -> int:
-    """The byte at ``offset``."""
-    with source.open() as stream:
-        stream.seek(offset)
-        return stream.read(1)[0]

@@ -2,12 +2,14 @@
 
 :func:`open_extract` reads the whole file once, in blocks, to hash it and (for CSV) to find its
 encoding; then it reads the header. Nothing is parsed before the size check, and nothing but a
-block is held. :meth:`Extract.chunks` then streams the rows, as many times as it is called.
+block is held. :meth:`Extract.chunks` then streams the rows, as many times as it is called (a
+workbook's first call reads on from the sheet opened for the header).
 """
 
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,7 +22,7 @@ from hub.ingest.formats.encoding import Probe, probe_for
 from hub.ingest.formats.parquet import parquet_frames, parquet_header
 from hub.ingest.formats.source import ExtractSource, Source, check_size, read_blocks
 from hub.ingest.formats.text import DELIMITER_NAMES, CsvPlan, csv_frames, plan_csv
-from hub.ingest.formats.xlsx import check_archive, iter_xlsx
+from hub.ingest.formats.xlsx import Sheet, check_archive, iter_xlsx
 
 #: The first bytes kept from the scan: enough for the format's magic and the CSV header.
 _HEAD_BYTES = 1 << 16
@@ -182,15 +184,22 @@ def _csv_frames(src: Source, plan: CsvPlan, fast: bool, chunk_rows: int) -> Iter
 
 def _open_xlsx(src: Source, sha256: str, size: int, dataset: str | None) -> Extract:
     with src.open() as stream:
-        check_archive(stream, size)
-    sheet = iter_xlsx(src.open(), dataset=dataset)
-    sheet.close()  # the header is all that is needed now; chunks() opens the workbook again
+        check_archive(stream, size)  # once: the bytes cannot change while the Extract lives
+    first = iter_xlsx(src.open(), dataset=dataset)
+    # The sheet opened for the header serves the first chunks() call; later calls reopen it.
+    kept = [first]
 
     def read(chunk_rows: int) -> Iterator[pd.DataFrame]:
-        with src.open() as stream:
-            check_archive(stream, size)
-        rows = iter_xlsx(src.open(), dataset=dataset)
-        yield from frames(rows.header, rows.rows, chunk_rows)
+        sheet = kept.pop() if kept else iter_xlsx(src.open(), dataset=dataset)
+        yield from frames(sheet.header, sheet.rows, chunk_rows)
 
-    notes = [sheet.note] if sheet.note else []
-    return Extract(ExtractFormat.xlsx, sha256, size, sheet.header, notes=notes, _read=read)
+    notes = [first.note] if first.note else []
+    extract = Extract(ExtractFormat.xlsx, sha256, size, first.header, notes=notes, _read=read)
+    # An extract dropped before its rows were read (a duplicate upload, say) closes the sheet.
+    weakref.finalize(extract, _close_unread, kept)
+    return extract
+
+
+def _close_unread(kept: list[Sheet]) -> None:
+    while kept:
+        kept.pop().close()

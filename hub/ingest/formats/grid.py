@@ -76,7 +76,8 @@ class ChunkBuilder:
     The builder keeps no reference to a frame it has handed out; callers should pass frames on
     with ``yield from`` (a loop variable would keep each frame until the next is built). Its
     first chunk is sized for ``expected_rows`` (a guess is fine) and grows if need be, so a
-    small file does not cost a full chunk's worth of memory.
+    small file does not cost a full chunk's worth of memory. ``chunk_rows`` is at least 1
+    (:meth:`~hub.ingest.formats.extract.Extract.chunks` checks it).
     """
 
     def __init__(
@@ -87,8 +88,6 @@ class ChunkBuilder:
         max_chars: int | None = None,
         expected_rows: int | None = None,
     ):
-        if chunk_rows < 1:
-            raise ValueError("chunk_rows must be at least 1")
         self.header = header
         self.chunk_rows = chunk_rows
         self.max_chars = max_chars

@@ -63,12 +63,10 @@ class CsvPlan:
 
 def plan_csv(source: Source, encoding: str, head: bytes, size: int) -> CsvPlan:
     """The delimiter (from ``head``, the file's first bytes) and the checked header; every
-    header problem raises here. ``size`` is the file's, in bytes."""
-    sample = head[:65536].decode(encoding, errors="replace")
-    if not sample.strip():
-        raise ExtractUnreadable("the file is empty; export the extract again with its rows")
-    delimiter = sniff_delimiter(sample)
-    with _open(source, encoding) as stream:
+    header problem raises here. ``size`` is the file's, in bytes. (An empty file was refused
+    before, by the encoding scan, which sees the whole file.)"""
+    delimiter = sniff_delimiter(head.decode(encoding, errors="replace"))
+    with source.open_text(encoding) as stream:
         reader = _reader(stream, delimiter)
         where = _where(source, encoding, delimiter, None)
         try:
@@ -89,7 +87,7 @@ def csv_frames(
     with no rows at all."""
     width = len(plan.header)
     builder = ChunkBuilder(plan.header, chunk_rows, expected_rows=plan.rows_hint)
-    with _open(source, plan.encoding) as stream:
+    with source.open_text(plan.encoding) as stream:
         reader = _reader(stream, plan.delimiter)
         where = _where(source, plan.encoding, plan.delimiter, plan.header)
         next(_records(reader, plan.delimiter, where), None)  # the header, already checked
@@ -102,10 +100,6 @@ def csv_frames(
     yield from builder.finish()
     if skip == 0 and builder.rows_out == 0:
         raise ExtractUnreadable("the file has a header but no rows")
-
-
-def _open(source: Source, encoding: str) -> io.TextIOWrapper:
-    return source.open_text(encoding)
 
 
 def _reader(stream: io.TextIOWrapper, delimiter: str) -> Iterator[list[str]]:
@@ -130,7 +124,7 @@ def _where(
 
 def _physical_line(source: Source, encoding: str, line: int) -> str:
     """Line ``line`` of the file (its first 4 cell limits), as the csv module counts lines."""
-    with _open(source, encoding) as stream:
+    with source.open_text(encoding) as stream:
         for _ in range(line - 1):
             stream.readline()
         return stream.readline(4 * MAX_CELL_CHARS)

@@ -6,9 +6,10 @@ or an archive that would grow more than :data:`MAX_RATIO` times. (Python's zipfi
 each member at its declared size, so the directory cannot understate what gets inflated.)
 
 The sheet read is the one named like the dataset (``police_victimizations``, compared ignoring
-case, spaces and dashes) when there is one, else the first. Row 1 is the header. Formulas are
-read as their cached values. Cells become text as :func:`~hub.ingest.formats.base.cell_text`
-describes.
+case, spaces and dashes) when there is one, else the first. Messages and notes quote a sheet's
+name only in the first case: otherwise it is the agency's free text, and they say "the first
+sheet". Row 1 is the header. Formulas are read as their cached values. Cells become text as
+:func:`~hub.ingest.formats.base.cell_text` describes.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class Sheet:
     name: str
     header: list[str]
     rows: Iterator[Row]
-    #: What the receipt says about the choice when the workbook has several sheets.
+    #: What the receipt says about the choice when the workbook has several sheets (naming the
+    #: sheet only when it is named like the dataset).
     note: str | None
     book: Any
     stream: BinaryIO
@@ -108,48 +110,48 @@ def iter_xlsx(stream: BinaryIO, *, dataset: str | None = None) -> Sheet:
 
 def _sheet(book: Any, stream: BinaryIO, dataset: str | None) -> Sheet:
     names = book.sheetnames
-    chosen = next((n for n in names if dataset and _same_name(n, dataset)), None)
+    if not names:
+        raise ExtractUnreadable("the workbook has no sheets")
+    named = next((n for n in names if dataset and _same_name(n, dataset)), None)
+    chosen = named or names[0]
+    # A sheet's name is the agency's free text, and what is said here reaches the upload's
+    # report and logs: it is quoted only when it is the dataset's own name.
+    label = f"sheet '{named}'" if named else "the first sheet" if len(names) > 1 else "the sheet"
     note = None
     if len(names) > 1:
-        if chosen:
-            why = "it is named like the dataset"
+        if named:
+            read = f"{label} was read (it is named like the dataset)"
         elif dataset:
-            why = "the first; no sheet is named like the dataset"
+            read = "the first was read (no sheet is named like the dataset)"
         else:
-            why = "the first"
-        read = chosen or names[0]
-        note = f"The workbook has {len(names)} sheets; sheet '{read}' was read ({why})."
-    if chosen is None and names:
-        chosen = names[0]
-    if chosen is None:
-        raise ExtractUnreadable("the workbook has no sheets")
+            read = "the first was read"
+        note = f"The workbook has {len(names)} sheets; {read}."
     sheet: Any = book[chosen]
     cells = sheet.iter_rows(values_only=True)
-    first = next(cells, None)
-    raw = list(first or ())
+    raw = list(next(cells, None) or ())
     while raw and (raw[-1] is None or (isinstance(raw[-1], str) and not raw[-1].strip())):
         raw.pop()
     if not raw:
-        raise ExtractUnreadable(f"sheet '{chosen}' has no header: put the column names in row 1")
+        raise ExtractUnreadable(f"{label} has no header: put the column names in row 1")
     header = check_header([cell_text(v) for v in raw])
-    rows = _rows(book, stream, chosen, cells, len(header))
+    rows = _rows(book, stream, label, cells, len(header))
     return Sheet(chosen, header, rows, note, book, stream)
 
 
 def _rows(
     book: Any,
     stream: BinaryIO,
-    sheet: str,
+    label: str,
     cells: Iterator[tuple[Any, ...]],
     width: int,
 ) -> Iterator[Row]:
     try:
         for number, values in enumerate(cells, start=2):
             texts = [cell_text(v) for v in values]
-            if any(t is not None for t in texts[width:]):
-                col = next(i for i, t in enumerate(texts) if i >= width and t is not None)
+            outside = next((i for i in range(width, len(texts)) if texts[i] is not None), None)
+            if outside is not None:
                 raise ExtractUnreadable(
-                    f"sheet '{sheet}' row {number}, column {get_column_letter(col + 1)}: a value "
+                    f"{label}, row {number}, column {get_column_letter(outside + 1)}: a value "
                     f"stands outside the {width} named columns; give the column a header or "
                     "clear it"
                 )

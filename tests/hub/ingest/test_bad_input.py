@@ -17,6 +17,8 @@ import zipfile
 from collections.abc import Mapping
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from ingest_sources import (
     SECRET,
@@ -25,8 +27,8 @@ from ingest_sources import (
     make_parquet,
     make_rows,
     make_text,
+    make_workbook,
 )
-from openpyxl import Workbook
 
 from hub.errors import UploadRejected
 from hub.ingest.formats import (
@@ -40,23 +42,6 @@ from hub.ingest.formats import (
 from hub.ingest.formats.encoding import probe_for
 from hub.ingest.formats.source import Source
 from hub.ingest.formats.xlsx import MAX_MEMBERS
-
-
-def make_workbook(*rows: list[Any]) -> bytes:
-    """A workbook of ``rows``; every ``str`` is a text cell, even one starting with ``=``
-    (which openpyxl would otherwise store as a formula)."""
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    for line in sheet.iter_rows():
-        for cell in line:
-            if isinstance(cell.value, str):
-                cell.data_type = "s"
-    buf = io.BytesIO()
-    book.save(buf)
-    return buf.getvalue()
 
 
 def make_zip(members: Mapping[str, bytes | str], method: int = zipfile.ZIP_STORED) -> bytes:
@@ -85,14 +70,43 @@ def refused(source: ExtractSource, *where: str, **kw: Any) -> str:
 def test_an_empty_file_is_refused(as_source: MakeSource) -> None:
     refused(as_source(b""), "empty")
     refused(as_source(b"  \r\n"), "empty")
+    refused(as_source(codecs.BOM_UTF8 + b" \n"), "the file is empty")
+    refused(as_source(" \r\n".encode("utf-16")), "the file is empty")
+    refused(as_source(codecs.BOM_UTF16_LE), "the file is empty")
+
+
+def test_blank_first_64_kib_before_the_header_is_a_blank_first_line_not_an_empty_file(
+    as_source: MakeSource,
+) -> None:
+    content = b"\n" * 70_000 + make_text(make_rows()).encode()
+    message = refused(as_source(content), "line 1 is empty")
+    assert "file is empty" not in message
 
 
 def test_a_header_only_file_is_refused(as_source: MakeSource) -> None:
     refused(as_source(b"a,b\r\n"), "header but no rows")
 
 
-def test_a_repeated_header_is_refused_naming_the_column(as_source: MakeSource) -> None:
-    refused(as_source(b"a,b,a\n1,2,3\n"), "repeats", "a")
+def test_a_repeated_header_is_refused_naming_the_positions(as_source: MakeSource) -> None:
+    message = refused(as_source(b"a,b,a\n1,2,3\n"), "columns 1 and 3 of the header")
+    assert message.startswith("columns 1 and 3 of the header have the same name;"), message
+    message = refused(as_source(b"a,b,a,b,a\n1,2,3,4,5\n"), "columns 1, 3 and 5", "columns 2 and 4")
+    assert "'a'" not in message and "'b'" not in message
+
+
+def test_a_name_repeated_in_row_1_of_a_headerless_file_is_never_quoted(
+    as_source: MakeSource,
+) -> None:
+    # Exported without a header, row 1 is data: a surname twice reads as a repeated name.
+    row = ["V1", SECRET, "1999-04-17", SECRET]
+    later = ["V2", "Johnson", "2001-01-02", "Johnson"]
+    text = "\n".join(",".join(r) for r in (row, later)) + "\n"
+    refused(as_source(text.encode()), "columns 2 and 4 of the header have the same name")
+    refused(as_source(make_workbook(row, later)), "columns 2 and 4 of the header")
+    table = pa.Table.from_arrays([pa.array([v]) for v in later], names=row)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    refused(as_source(buf.getvalue()), "columns 2 and 4 of the header")
 
 
 def test_an_unbalanced_quote_is_reported_at_the_line_where_it_opens(as_source: MakeSource) -> None:
@@ -272,6 +286,18 @@ def test_an_xlsx_value_outside_the_named_columns_is_refused_with_row_and_column(
 def test_an_xlsx_with_an_empty_first_row_is_refused(as_source: MakeSource) -> None:
     content = make_workbook([None], [SECRET])
     refused(as_source(content), "row 1")
+
+
+def test_an_xlsx_error_never_quotes_a_sheet_name_that_is_not_the_datasets(
+    as_source: MakeSource,
+) -> None:
+    # A sheet's name is the agency's free text (here a surname); the dataset's own is quoted.
+    dataset = "police_victimizations"
+    content = make_workbook(["id", "name"], ["1", "ok", "x"], sheets=(SECRET,))
+    refused(as_source(content), "the sheet, row 2, column C", dataset=dataset)
+    refused(as_source(make_workbook([None], ["1"], sheets=(SECRET,))), "the sheet has no header")
+    content = make_workbook([None], ["1"], sheets=(SECRET, "Police Victimizations"))
+    refused(as_source(content), "sheet 'Police Victimizations' has no header", dataset=dataset)
 
 
 def test_a_truncated_parquet_file_is_refused(as_source: MakeSource) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import gc
 import hashlib
 import io
 import weakref
@@ -20,12 +21,13 @@ from typing import Any
 import pandas as pd
 import pytest
 from ingest_sources import (
+    SECRET,
     MakeSource,
     make_parquet,
     make_rows,
     make_text,
+    make_xlsx,
 )
-from openpyxl import Workbook
 from sqlalchemy import select
 
 from factories import load_examples, make_actor, make_police_csv, make_police_row
@@ -34,14 +36,15 @@ from hub.auth.service import actor_of, get_user
 from hub.context import Hub
 from hub.db.models import Record
 from hub.ingest.formats import (
+    ExtractUnreadable,
     arrowcsv,
     detect_format,
     iter_extract,
     open_extract,
     read_extract,
+    xlsx,
 )
 from hub.ingest.formats.source import SCAN_BLOCK
-from hub.ingest.reader import ExtractUnreadable, read_csv
 from hub.ingest.service import Receipt, upload_extract
 
 AGREEMENT = "dsa-police-victimizations"
@@ -64,25 +67,6 @@ def typed(row: dict[str, str]) -> dict[str, Any]:
     for name in ("fatal", "juvenile_flag", "domestic_related", "officer_involved"):
         out[name] = row[name] == "true"
     return out
-
-
-def make_xlsx(rows: list[dict[str, Any]], sheets: tuple[str, ...] = ("Sheet1",)) -> bytes:
-    book = Workbook()
-    first = book.active
-    assert first is not None
-    first.title = sheets[0]
-    for extra in sheets[1:]:
-        book.create_sheet(extra)
-    target = book[sheets[-1]]
-    target.append(list(rows[0]))
-    for row in rows:
-        target.append(list(row.values()))
-    if len(sheets) > 1:
-        first.append(["decoy"])
-        first.append(["not this sheet"])
-    buf = io.BytesIO()
-    book.save(buf)
-    return buf.getvalue()
 
 
 # --- formats that read to the same frame ----------------------------------------------------
@@ -140,7 +124,7 @@ def test_empty_and_blank_cells_read_as_none_and_every_column_is_object_text() ->
 
 def test_an_xlsx_workbook_reads_to_the_same_frame_as_the_csv(as_source: MakeSource) -> None:
     rows = make_rows()
-    frame = read_extract(as_source(make_xlsx([typed(r) for r in rows])), "extract.xlsx")
+    frame = read_extract(as_source(make_xlsx([typed(r) for r in rows])))
     pd.testing.assert_frame_equal(frame, expected(rows))
     assert frame.loc[0, "victim_dob"] == "1999-04-17"
     assert frame.loc[0, "incident_datetime"] == "2026-03-14T22:15:00"
@@ -182,13 +166,8 @@ def test_the_format_comes_from_the_bytes_not_the_name() -> None:
     rows = make_rows()
     assert detect_format(make_parquet([typed(r) for r in rows])) == "parquet"
     assert detect_format(make_xlsx([typed(r) for r in rows])) == "xlsx"
-    frame = read_extract(make_text(rows).encode(), "extract.xlsx")
+    frame = read_extract(make_text(rows).encode())
     pd.testing.assert_frame_equal(frame, expected(rows))
-
-
-def test_read_csv_still_reads_a_csv_extract() -> None:
-    rows = make_rows()
-    pd.testing.assert_frame_equal(read_csv(make_text(rows, ";").encode()), expected(rows))
 
 
 # --- streaming ------------------------------------------------------------------------------
@@ -332,9 +311,66 @@ def test_a_workbook_without_a_sheet_named_like_the_dataset_says_which_it_read() 
     content = make_xlsx([typed(r) for r in rows], sheets=("Summary", "Data"))
     extract = open_extract(content, dataset=DATASET)
     assert extract.notes == [
-        "The workbook has 2 sheets; sheet 'Summary' was read (the first; no sheet is named "
-        "like the dataset)."
+        "The workbook has 2 sheets; the first was read (no sheet is named like the dataset)."
     ]
+    assert "Summary" not in extract.notes[0] and "Data" not in extract.notes[0]
+
+
+@pytest.mark.parametrize("dataset", [DATASET, None])
+def test_a_note_never_quotes_a_sheet_name_that_is_not_the_datasets(dataset: str | None) -> None:
+    # A sheet's name is the agency's free text (here a surname); notes are stored in the report.
+    content = make_xlsx([typed(r) for r in make_rows()], sheets=(SECRET, f"{SECRET} 2", "x"))
+    extract = open_extract(content, dataset=dataset)
+    assert extract.notes[0].startswith("The workbook has 3 sheets; the first was read")
+    assert all(SECRET not in note for note in extract.notes), extract.notes
+
+
+def test_a_workbook_is_checked_and_opened_once_for_its_header_and_first_read(
+    monkeypatch: pytest.MonkeyPatch, as_source: MakeSource
+) -> None:
+    calls = {"check_archive": 0, "load_workbook": 0}
+
+    def counted(name: str, real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    check = counted("check_archive", xlsx.check_archive)
+    monkeypatch.setattr("hub.ingest.formats.extract.check_archive", check)
+    monkeypatch.setattr(xlsx, "load_workbook", counted("load_workbook", xlsx.load_workbook))
+    rows = make_rows(7)
+    extract = open_extract(as_source(make_xlsx([typed(r) for r in rows])))
+    first = pd.concat(extract.chunks(3), ignore_index=True)
+    assert calls == {"check_archive": 1, "load_workbook": 1}
+    again = pd.concat(extract.chunks(4), ignore_index=True)  # a later call opens it again
+    assert calls == {"check_archive": 1, "load_workbook": 2}
+    pd.testing.assert_frame_equal(first, expected(rows))
+    pd.testing.assert_frame_equal(again, expected(rows))
+
+
+def test_a_workbook_dropped_before_its_rows_are_read_is_closed(
+    monkeypatch: pytest.MonkeyPatch, as_source: MakeSource
+) -> None:
+    closed: list[object] = []
+    real_close = xlsx.Sheet.close
+
+    def close(sheet: xlsx.Sheet) -> None:
+        closed.append(sheet)
+        real_close(sheet)
+
+    monkeypatch.setattr(xlsx.Sheet, "close", close)
+    content = make_xlsx([typed(r) for r in make_rows()])
+    extract = open_extract(as_source(content))
+    del extract
+    gc.collect()
+    assert len(closed) == 1
+    read = open_extract(as_source(content))
+    assert sum(len(c) for c in read.chunks()) == 3  # its rows closed the sheet as they ended
+    del read
+    gc.collect()
+    assert len(closed) == 1
 
 
 def test_chunks_read_the_extract_again_from_the_start(as_source: MakeSource) -> None:
