@@ -34,8 +34,9 @@ from typing import Any, Literal
 from contracts.conditions import parse_condition
 from contracts.keysets import keyset
 from contracts.model import Dataset, DatasetCheck, DatasetField, FieldType
-from validators.custom import describe
+from contracts.readable.words import article
 from validators.report import Severity
+from validators.wording import describe
 
 TYPE_PATTERNS: dict[FieldType, str] = {
     FieldType.integer: r"^[+-]?[0-9]+\Z",
@@ -125,10 +126,6 @@ class Check:
 def numeric_column(field: str) -> str:
     """Name of the derived numeric column; no declared field can have it (names start a-z)."""
     return f"__number__{field}"
-
-
-def article(name: str) -> str:
-    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
 def _fmt(x: float) -> str:

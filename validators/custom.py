@@ -7,8 +7,8 @@ a numpy boolean array that is true where the row *fails*. Strings are handled by
 compute kernels; no check loops over rows in Python.
 
 ``suite.py`` runs them through great-expectations (``_gx_custom.py``), so their failures come
-back with the built-in rules' and are reported the same way; :func:`failing_rows` runs one
-directly (handy in tests and notebooks).
+back with the built-in rules' and are reported the same way; :func:`failing` runs one
+directly (handy in tests and notebooks). The words of their findings are in ``wording.py``.
 
 Semantics, decided here once:
 
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -152,81 +151,34 @@ def dates_in_order(columns: Sequence[pd.Series], today: dt.date) -> Failing:
 
 # --- the registry ------------------------------------------------------------------------------
 
-Words = Callable[[Sequence[str]], str]
-
-
-def _article(name: str) -> str:
-    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
-
-
-@dataclass(frozen=True)
-class CustomCheck:
-    """A named check: its function, and the words of its finding, made from field names.
-
-    ``subject`` completes "N rows have ..."; ``fix`` says what to change. Both are written from
-    the agreement (field names, the condition), never from cell values.
-    """
-
-    name: CheckName
-    run: CheckFunction
-    subject: Words
-    fix: Words
-
-
-_ASSAULT = "an ICD-10-CM assault code (X92–Y09)"
-_FIREARM = (
-    "an ICD-10-CM firearm-injury code (W32–W34, X72–X74, X93–X95, Y22–Y24 or Y35.0; "
-    "air, paintball and BB guns do not count)"
-)
-
-
-def _codes_check(name: CheckName, run: CheckFunction, kind: str) -> CustomCheck:
-    return CustomCheck(
-        name,
-        run,
-        lambda f: f"{_article(f[0])} without {kind}",
-        lambda f: f"List the injury's external-cause code in {f[0]} (codes separated by ;).",
-    )
-
-
-REGISTRY: dict[CheckName, CustomCheck] = {
-    c.name: c
-    for c in (
-        _codes_check(CheckName.icd10_assault, icd10_assault, _ASSAULT),
-        _codes_check(CheckName.icd10_firearm, icd10_firearm, _FIREARM),
-        _codes_check(
-            CheckName.icd10_assault_or_firearm,
-            icd10_assault_or_firearm,
-            f"{_ASSAULT} or {_FIREARM.removeprefix('an ICD-10-CM ')}",
-        ),
-        CustomCheck(
-            CheckName.not_in_future,
-            not_in_future,
-            lambda f: f"{_article(f[0])} in the future (after the day the file was checked)",
-            lambda f: f"Correct {f[0]}: it cannot be later than the day the extract is checked.",
-        ),
-        CustomCheck(
-            CheckName.dates_in_order,
-            dates_in_order,
-            lambda f: f"{_article(f[0])} later than the row's {f[1]}",
-            lambda f: f"Correct {f[0]} or {f[1]}: {f[0]} must be on or before {f[1]}.",
-        ),
-    )
+REGISTRY: dict[CheckName, CheckFunction] = {
+    CheckName.icd10_assault: icd10_assault,
+    CheckName.icd10_firearm: icd10_firearm,
+    CheckName.icd10_assault_or_firearm: icd10_assault_or_firearm,
+    CheckName.not_in_future: not_in_future,
+    CheckName.dates_in_order: dates_in_order,
 }
-"""Every check of ``contracts.model.CHECKS``, implemented (a test keeps the two in step)."""
+"""Every check of ``contracts.model.CHECKS``, implemented (a test keeps the two in step); the
+words of their findings are in ``wording.py``."""
 
 
-def condition_matches(condition: Condition, column: pd.Series) -> Mask:
-    """Per row, whether ``condition`` holds for ``column``'s value: evaluated once per
-    distinct value, then spread to the rows (conditions read enumerations, so few values)."""
-    if condition.every_row:
-        return np.ones(len(column), dtype=bool)
+def spread(column: pd.Series, test: Callable[[object], bool]) -> Mask:
+    """Per row, ``test`` of ``column``'s value (``None`` for an empty cell): evaluated once per
+    distinct value, then spread to the rows."""
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    hits = np.array([condition.matches(u) for u in uniques], dtype=bool)
-    out = np.full(len(column), condition.matches(None), dtype=bool)
+    hits = np.array([test(u) for u in uniques], dtype=bool)
+    out = np.full(len(column), test(None), dtype=bool)
     present = codes >= 0
     out[present] = hits[codes[present]]
     return out
+
+
+def condition_matches(condition: Condition, column: pd.Series) -> Mask:
+    """Per row, whether ``condition`` holds for ``column``'s value (conditions read
+    enumerations, so there are few distinct values to evaluate)."""
+    if condition.every_row:
+        return np.ones(len(column), dtype=bool)
+    return spread(column, condition.matches)
 
 
 def failing(
@@ -239,42 +191,13 @@ def failing(
 ) -> Failing:
     """Per row of ``columns``, whether it fails check ``name`` (limited to rows where ``when``
     holds on ``condition_column``)."""
-    check = REGISTRY[CheckName(name)]
-    arity = CHECKS[check.name].arity
+    check = CheckName(name)
+    arity = CHECKS[check].arity
     if len(columns) != arity:
         raise ValueError(f"{name} reads {arity} column(s), got {len(columns)}")
-    fails = check.run(columns, today)
+    fails = REGISTRY[check](columns, today)
     if when is not None:
         if condition_column is None:
             raise ValueError(f"the condition `{when}` needs the column it reads")
         fails &= condition_matches(parse_condition(when), condition_column)
     return fails
-
-
-def failing_rows(
-    name: str,
-    columns: Sequence[pd.Series],
-    *,
-    today: dt.date | None = None,
-    when: str | None = None,
-    condition_column: pd.Series | None = None,
-) -> npt.NDArray[np.int64]:
-    """The 0-based positions of the rows that fail check ``name``, in order."""
-    fails = failing(
-        name,
-        columns,
-        today=today or dt.date.today(),
-        when=when,
-        condition_column=condition_column,
-    )
-    return np.flatnonzero(fails).astype(np.int64)
-
-
-def describe(name: str, fields: Sequence[str], when: str | None) -> tuple[str, str]:
-    """``(subject, fix)`` of a declared check's finding, from field names and the condition."""
-    check = REGISTRY[CheckName(name)]
-    subject, fix = check.subject(fields), check.fix(fields)
-    if when is not None and not parse_condition(when).every_row:
-        subject += f", in a row where `{when}`"
-        fix += f" If `{when}` should not hold for the row, correct that instead."
-    return subject, fix

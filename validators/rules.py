@@ -33,8 +33,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from contracts.conditions import Condition, parse_condition
+from contracts.conditions import parse_condition
 from contracts.model import Dataset, RowRule
+from validators.custom import condition_matches, spread
 from validators.report import Finding
 from validators.run import row_numbers
 
@@ -74,19 +75,8 @@ def _column(df: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series([None] * len(df), dtype=object)
 
 
-def _spread(column: pd.Series, test: Condition | frozenset[str]) -> Mask:
-    """Evaluate ``test`` once per distinct value of ``column`` and spread it to the rows."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    if isinstance(test, Condition):
-        hits = np.array([test.matches(u) for u in uniques], dtype=bool)
-        on_empty = test.matches(None)
-    else:
-        hits = np.array([str(u).strip().lower() in test for u in uniques], dtype=bool)
-        on_empty = "" in test
-    out = np.full(len(column), on_empty, dtype=bool)
-    present = codes >= 0
-    out[present] = hits[codes[present]]
-    return out
+def _lacks_consent(value: object) -> bool:
+    return ("" if value is None else str(value)).strip().lower() in NO_CONSENT
 
 
 def _finding(rule: RowRule, column: str, mask: Mask, row_offset: int, index: int) -> Finding:
@@ -129,10 +119,10 @@ def apply_row_rules(dataset: Dataset, df: pd.DataFrame, *, row_offset: int = 0) 
     findings: list[Finding] = []
     for index, rule in enumerate(dataset.row_rules):
         condition = parse_condition(rule.when)
-        matched = _spread(_column(df, condition.field), condition)
+        matched = condition_matches(condition, _column(df, condition.field))
         if rule.handling == "requires_consent":
             consent = _column(df, rule.consent_field) if rule.consent_field else None
-            lacking = np.ones(n, dtype=bool) if consent is None else _spread(consent, NO_CONSENT)
+            lacking = np.ones(n, dtype=bool) if consent is None else spread(consent, _lacks_consent)
             matched &= lacking
             masks["rejected"] |= matched
         elif rule.handling == "reject":

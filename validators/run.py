@@ -42,7 +42,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from contracts.model import Dataset
-from validators.checks import TYPE_PATTERNS, Check, article, compile_checks
+from contracts.readable.words import article
+from validators.checks import TYPE_PATTERNS, Check, compile_checks
 from validators.keys import RecordKeyTracker
 from validators.report import FIRST_ROWS, Finding, ValidationReport
 from validators.suite import Failures, run_suite
@@ -277,7 +278,7 @@ def validate_extract(
         return ValidationReport(dataset.id, len(df), tuple(findings))
     checks = compile_checks(dataset)
     frame = prepare_frame(dataset, df, header, checks)
-    failures = run_suite(dataset, frame, today=today)
+    failures = run_suite(dataset, frame, today=today or dt.date.today())
     findings += check_findings(dataset, checks, failures, header.missing, row_offset)
     tracker = record_keys if record_keys is not None else RecordKeyTracker()
     findings += key_findings(dataset, df, header, tracker, row_offset)

@@ -191,12 +191,11 @@ Failures = Mapping[int, npt.NDArray[np.int64]]
 """Per check index, the sorted positions (0-based) of the frame rows that failed it."""
 
 
-def run_suite(dataset: Dataset, frame: pd.DataFrame, *, today: dt.date | None = None) -> Failures:
+def run_suite(dataset: Dataset, frame: pd.DataFrame, *, today: dt.date) -> Failures:
     """Validate ``frame`` (RangeIndex, prepared by ``run.py``) against the dataset's suite.
 
-    ``today`` (default: the system's date) is the day named checks such as ``not_in_future``
-    compare against; it is bound to the suite's ``ovp_today`` parameter for this run only."""
-    day = today or dt.date.today()
+    ``today`` is the day named checks such as ``not_in_future`` compare against; it is bound
+    to the suite's ``ovp_today`` parameter for this run only."""
     unit = compiled(dataset)
     failures: dict[int, npt.NDArray[np.int64]] = {}
     if frame.empty or not unit.checks:
@@ -207,7 +206,7 @@ def run_suite(dataset: Dataset, frame: pd.DataFrame, *, today: dt.date | None = 
             results = batch.validate(
                 unit.suite,
                 result_format=dict(_RESULT_FORMAT),
-                expectation_parameters={"ovp_today": day.isoformat()},
+                expectation_parameters={"ovp_today": today.isoformat()},
             )
         except Exception as exc:
             # Not chained: the original message may quote a cell value.

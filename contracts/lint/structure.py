@@ -5,7 +5,7 @@ amendments."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from contracts.conditions import ORDERING, ConditionError, parse_condition
 from contracts.lint.base import (
@@ -118,7 +118,7 @@ def check_datasets(s: Subject) -> Iterator[Finding]:
             yield from check_field(f, f"{at}.fields[{j}]")
         for j, r in enumerate(ds.row_rules):
             rat = f"{at}.row_rules[{j}]"
-            yield from check_condition(s, ds, r.when, f"{rat}.when")
+            yield from check_condition(s, ds, names, r.when, f"{rat}.when")
             if r.handling == RowHandling.requires_consent and (
                 r.consent_field is None or s.missing(r.consent_field, names)
             ):
@@ -134,15 +134,18 @@ def check_datasets(s: Subject) -> Iterator[Finding]:
                 )
 
 
-def check_condition(s: Subject, ds: Dataset, when: str, at: str) -> Iterator[Finding]:
-    """Problems of a condition (``row_rules[].when``, ``checks[].when``) in dataset ``ds``."""
+def check_condition(
+    s: Subject, ds: Dataset, names: Sequence[str], when: str, at: str
+) -> Iterator[Finding]:
+    """Problems of a condition (``row_rules[].when``, ``checks[].when``) in dataset ``ds``,
+    whose field names are ``names``."""
     try:
         cond = parse_condition(when)
     except ConditionError as exc:
         yield at, str(exc)
         return
     target = ds.field(cond.field)
-    if not cond.every_row and s.missing(cond.field, [f.name for f in ds.fields]):
+    if not cond.every_row and s.missing(cond.field, names):
         yield at, f"the condition names {cond.field}, which is not a field"
     elif (
         cond.op in ORDERING
@@ -194,7 +197,7 @@ def check_dataset_checks(s: Subject) -> Iterator[Finding]:
             for name in duplicates(c.fields):
                 yield f"{at}.fields", f"{name} is listed more than once; list different fields"
             if c.when is not None:
-                yield from check_condition(s, ds, c.when, f"{at}.when")
+                yield from check_condition(s, ds, names, c.when, f"{at}.when")
             key = (c.check.value, c.fields, c.when)
             if key in seen:
                 yield at, f"{c.check.value} on {', '.join(c.fields)} is declared twice; remove one"

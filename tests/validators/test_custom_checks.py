@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -22,10 +23,17 @@ from validators.custom import (
     LEGAL_INTERVENTION_FIREARM,
     NOT_POWDER_FIREARMS,
     REGISTRY,
-    failing_rows,
+    failing,
 )
+from validators.wording import WORDS
 
 TODAY = dt.date(2026, 11, 15)  # the demo clock
+
+
+def failing_rows(name: str, columns: list[pd.Series]) -> np.ndarray:
+    """The 0-based positions of the rows that fail check ``name``, run without
+    great-expectations."""
+    return np.flatnonzero(failing(name, columns, today=TODAY))
 
 
 def make_checked_dataset(*checks: dict[str, Any], fields: tuple[Any, ...] = ()) -> Dataset:
@@ -346,6 +354,7 @@ def test_checks_run_as_great_expectations_expectations_that_answer_them():
 
 def test_every_check_of_the_catalogue_is_implemented():
     assert set(REGISTRY) == set(CHECKS)
+    assert set(WORDS) == set(CHECKS)
 
 
 def test_checks_run_without_great_expectations_on_reader_shaped_columns():
