@@ -19,37 +19,24 @@ ledger can show more spent than the sums here; the page says so.
 
 from __future__ import annotations
 
-import html
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from publishers.dashboard import CSS, LOSS_SYMBOL, MECHANISM_TEXT, MODEL_TEXT
+from publishers.dashboard import (
+    LOSS_SYMBOL,
+    MECHANISM_TEXT,
+    MODEL_TEXT,
+    _agreements,
+    _e,
+    _fmt,
+    _number,
+    _write_page,
+)
 
 __all__ = ["cumulative_losses", "render_transparency"]
 
 PAGE = "transparency.html"
-
-
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _loss(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
-
-
-def _agreements(release: dict[str, Any]) -> list[str]:
-    listed = release.get("agreements") or [release.get("agreement")]
-    return [str(a) for a in listed if a]
 
 
 def _agreement_id(ref: str) -> str:
@@ -57,21 +44,19 @@ def _agreement_id(ref: str) -> str:
 
 
 def _charged(release: dict[str, Any]) -> float | None:
-    charged = _loss(release.get("privacy_loss_requested"))
-    return charged if charged is not None else _loss(release.get("privacy_loss"))
+    charged = _number(release.get("privacy_loss_requested"))
+    return charged if charged is not None else _number(release.get("privacy_loss"))
 
 
 def _chronological(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(releases, key=lambda r: (str(r.get("released_at") or ""), str(r.get("id"))))
 
 
-def cumulative_losses(releases: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """For each release in chronological order, the running loss charged to each of its
-    agreements (keyed by agreement id, all versions together: budgets belong to the
-    agreement, not the version)."""
+def _running(ordered: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """:func:`cumulative_losses` of releases already in chronological order."""
     running: dict[str, float] = defaultdict(float)
     out = []
-    for release in _chronological(releases):
+    for release in ordered:
         charged = _charged(release) or 0.0
         now = {}
         for agreement in dict.fromkeys(_agreement_id(a) for a in _agreements(release)):
@@ -79,6 +64,13 @@ def cumulative_losses(releases: list[dict[str, Any]]) -> list[dict[str, float]]:
             now[agreement] = running[agreement]
         out.append(now)
     return out
+
+
+def cumulative_losses(releases: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """For each release in chronological order, the running loss charged to each of its
+    agreements (keyed by agreement id, all versions together: budgets belong to the
+    agreement, not the version)."""
+    return _running(_chronological(releases))
 
 
 def _row(release: dict[str, Any], cumulative: dict[str, float]) -> str:
@@ -100,7 +92,7 @@ def _row(release: dict[str, Any], cumulative: dict[str, float]) -> str:
         f"release {_e(release.get('id'))}</small></td>"
         f"<td>{agreements}</td>"
         f"<td>{_e(MODEL_TEXT.get(model, model))}</td>"
-        f"<td class='num'>{_e(symbol)}{_e(_fmt(_loss(release.get('privacy_loss'))))}</td>"
+        f"<td class='num'>{_e(symbol)}{_e(_fmt(release.get('privacy_loss')))}</td>"
         f"<td class='num'>{running or '—'}</td>"
         f"<td>{_e(MECHANISM_TEXT.get(mechanism, mechanism))}</td>"
         "</tr>"
@@ -111,10 +103,8 @@ def render_transparency(releases: list[dict[str, Any]], out_dir: Path) -> Path:
     """Write ``out_dir/transparency.html`` listing every release given, oldest first, with its
     date, aggregate, agreements, privacy model, privacy loss, the cumulative loss charged to
     each agreement and the mechanism. Returns the page's path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     ordered = _chronological(releases)
-    rows = "".join(_row(r, c) for r, c in zip(ordered, cumulative_losses(releases), strict=True))
+    rows = "".join(_row(r, c) for r, c in zip(ordered, _running(ordered), strict=True))
     head = "".join(
         f"<th scope='col'>{h}</th>"
         for h in (
@@ -132,26 +122,18 @@ def render_transparency(releases: list[dict[str, Any]], out_dir: Path) -> Path:
         if releases
         else "<p>No releases have been published yet.</p>"
     )
-    page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<meta http-equiv='Content-Security-Policy' "
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-        "<title>Transparency log — OVP Hub</title>"
-        f"<style>{CSS}</style></head><body>"
-        "<header><h1>Transparency log</h1><p>Every published release, oldest first: when it "
-        "was made, from which data-sharing agreements (id@version), and how much privacy it "
-        "spent. Privacy loss is ρ (rho) under zero-concentrated differential privacy and ε "
-        "(epsilon) under pure differential privacy; losses add up across releases, and each "
-        "agreement's budget caps the total. The cumulative column sums the releases listed "
-        "on this page; releases made for named recipients rather than the public are not "
-        "listed, so an agreement's budget may show more spent. The guarantee is per linked "
-        "person: someone record linkage splits into k ids can lose more than stated.</p>"
-        f"<p><a href='index.html'>Published statistics</a></p></header>"
-        f"<main><section>{table}</section></main>"
-        "<footer><p>Generated by OVP Hub. This page loads nothing from the network.</p>"
-        "</footer></body></html>\n"
+    return _write_page(
+        out_dir,
+        PAGE,
+        title="Transparency log",
+        intro="<p>Every published release, oldest first: when it was made, from which "
+        "data-sharing agreements (id@version), and how much privacy it spent. Privacy loss is "
+        "ρ (rho) under zero-concentrated differential privacy and ε (epsilon) under pure "
+        "differential privacy; losses add up across releases, and each agreement's budget "
+        "caps the total. The cumulative column sums the releases listed on this page; "
+        "releases made for named recipients rather than the public are not listed, so an "
+        "agreement's budget may show more spent. The guarantee is per linked person: someone "
+        "record linkage splits into k ids can lose more than stated.</p>"
+        "<p><a href='index.html'>Published statistics</a></p>",
+        main=f"<section>{table}</section>",
     )
-    path = out_dir / PAGE
-    path.write_text(page, encoding="utf-8")
-    return path

@@ -15,7 +15,6 @@ from hub.linkage.service import run_linkage
 from hub.releases.service import (
     ReleaseRequest,
     budget_status,
-    default_window,
     get_release,
     list_releases,
     preview_release,
@@ -82,9 +81,8 @@ class ReleaseBody(BaseModel):
 
 
 def _release_request(hub: HubDep, body: ReleaseBody) -> ReleaseRequest:
-    start, end = default_window(hub.today())
-    return ReleaseRequest(
-        body.aggregate_id, body.window_start or start, body.window_end or end, body.recipient
+    return ReleaseRequest.with_default_window(
+        hub.today(), body.aggregate_id, body.window_start, body.window_end, body.recipient
     )
 
 

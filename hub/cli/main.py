@@ -222,6 +222,7 @@ WindowEnd = Annotated[
     dt.datetime | None,
     typer.Option(formats=DATE, help="Window end YYYY-MM-DD (default: last month's end)"),
 ]
+Recipient = Annotated[str, typer.Option(help="Who receives the release (must be allowed)")]
 
 
 def release_request(
@@ -232,11 +233,10 @@ def release_request(
     recipient: str,
 ) -> ReleaseRequest:
     """The request the options describe, with the default window where one is not given."""
-    from hub.releases.service import ReleaseRequest, default_window
+    from hub.releases.service import ReleaseRequest
 
-    d_start, d_end = default_window(today)
-    return ReleaseRequest(
-        aggregate_id, start.date() if start else d_start, end.date() if end else d_end, recipient
+    return ReleaseRequest.with_default_window(
+        today, aggregate_id, start.date() if start else None, end.date() if end else None, recipient
     )
 
 
@@ -246,7 +246,7 @@ def release(
     aggregate_id: AggregateArg,
     start: WindowStart = None,
     end: WindowEnd = None,
-    recipient: Annotated[str, typer.Option(help="Who receives it (must be allowed)")] = "public",
+    recipient: Recipient = "public",
 ) -> None:
     """Release an approved aggregate with differential privacy (or return the cached one)."""
     from hub.releases.service import request_release
@@ -446,9 +446,7 @@ def release_preview(
     aggregate_id: AggregateArg,
     start: WindowStart = None,
     end: WindowEnd = None,
-    recipient: Annotated[str, typer.Option(help="Who would receive it (must be allowed)")] = (
-        "public"
-    ),
+    recipient: Recipient = "public",
 ) -> None:
     """Show a release's 95% error bound per cell, its cost and the budget left, spending nothing."""
     from hub.releases.service import preview_release

@@ -50,10 +50,12 @@ from hub.db.models import (
     Upload,
 )
 from hub.errors import BudgetExhausted, InvalidRequest, NotAllowed, NotFound
+from publishers.cells import PERIOD_UNIT
 
 MAX_WINDOW_MONTHS = 120
-PERIOD_UNIT = {"P1M": "month", "P3M": "quarter", "P1Y": "year"}
 LIFETIME = "lifetime"
+TOLERANCE = 1e-12
+"""How far a sum of float debits may pass a cap and still fit (float sums drift by ~1e-16)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,21 @@ class ReleaseRequest:
     window_start: dt.date
     window_end: dt.date
     recipient: str = "public"
+
+    @classmethod
+    def with_default_window(
+        cls,
+        today: dt.date,
+        aggregate_id: str,
+        window_start: dt.date | None = None,
+        window_end: dt.date | None = None,
+        recipient: str = "public",
+    ) -> ReleaseRequest:
+        """The request, with :func:`default_window`'s start or end where one is not given."""
+        default_start, default_end = default_window(today)
+        return cls(
+            aggregate_id, window_start or default_start, window_end or default_end, recipient
+        )
 
     def validate(self, today: dt.date) -> None:
         if self.window_end < self.window_start:
@@ -174,6 +191,22 @@ def _account(session: Session, agreement_id: str, period_key: str, unit: str, ca
     return account_id
 
 
+def _left(cap: float, spent: float) -> float:
+    """What ``cap`` leaves after ``spent``: never negative, and rounded so that sums of float
+    debits (which drift by ~1e-16) never show as "-1.1e-16 left"."""
+    return max(0.0, round(cap - spent, 9))  # not -0.0
+
+
+def _budget_accounts(spec: Agreement, today: dt.date) -> list[tuple[str, float]]:
+    """The agreement's accounts a release ``today`` is charged to, as ``(period key, cap)``:
+    the current period's, then the lifetime one."""
+    budget = spec.outputs.privacy.budget
+    return [
+        (time_key(today, PERIOD_UNIT[budget.period]), budget.per_period),
+        (LIFETIME, budget.lifetime),
+    ]
+
+
 def debit(session: Session, spec: Agreement, amount: float, today: dt.date) -> list[int]:
     """Charge ``amount`` to the agreement's period and lifetime accounts, or refuse. Returns the
     charged account ids, for the caller to record as debits of the release it stores.
@@ -183,16 +216,14 @@ def debit(session: Session, spec: Agreement, amount: float, today: dt.date) -> l
     releases can never overspend. A refusal raises :class:`BudgetExhausted`; the caller's
     rollback undoes a period charge made before the lifetime account refused.
     """
-    budget = spec.outputs.privacy.budget
     unit = "rho" if spec.outputs.privacy.model == "zcdp" else "epsilon"
-    period_key = time_key(today, PERIOD_UNIT[budget.period])
     charged_accounts = []
-    for key, cap in ((period_key, budget.per_period), (LIFETIME, budget.lifetime)):
+    for key, cap in _budget_accounts(spec, today):
         account_id = _account(session, spec.id, key, unit, cap)
         charged = session.execute(
             update(BudgetAccount)
             .where(BudgetAccount.id == account_id)
-            .where(BudgetAccount.spent + amount <= BudgetAccount.cap + 1e-12)
+            .where(BudgetAccount.spent + amount <= BudgetAccount.cap + TOLERANCE)
             .values(spent=BudgetAccount.spent + amount)
             .execution_options(synchronize_session=False)
         )
@@ -200,8 +231,7 @@ def debit(session: Session, spec: Agreement, amount: float, today: dt.date) -> l
             cap_now, spent_now = session.execute(
                 select(BudgetAccount.cap, BudgetAccount.spent).where(BudgetAccount.id == account_id)
             ).one()
-            # Sums of float debits drift by ~1e-16; never report "-1.1e-16 left".
-            left = max(0.0, round(cap_now - spent_now, 9))  # not -0.0
+            left = _left(cap_now, spent_now)
             if key == LIFETIME:
                 what, then = "lifetime", "ask legal staff to amend the agreement's lifetime budget"
             else:
@@ -320,21 +350,16 @@ def request_release(
     return release, False
 
 
-def _remaining(session: Session, spec: Agreement, period_key: str, cap: float) -> dict[str, Any]:
+def _remaining(session: Session, agreement_id: str, period_key: str, cap: float) -> dict[str, Any]:
     """What an account has left, read only: an account not yet opened has spent nothing. The
     cap is the governing version's (a debit would update the stored cap to it)."""
     spent = session.execute(
         select(BudgetAccount.spent).where(
-            BudgetAccount.agreement_id == spec.id, BudgetAccount.period_key == period_key
+            BudgetAccount.agreement_id == agreement_id, BudgetAccount.period_key == period_key
         )
     ).scalar_one_or_none()
     spent = round(spent or 0.0, 9)
-    return {
-        "period": period_key,
-        "cap": cap,
-        "spent": spent,
-        "remaining": max(0.0, round(cap - spent, 9)),
-    }
+    return {"period": period_key, "cap": cap, "spent": spent, "remaining": _left(cap, spent)}
 
 
 def preview_release(
@@ -355,17 +380,14 @@ def preview_release(
     gov, aggregate, uploads = _release_gate(session, actor, req, today)
     cached = find_cached(session, request_hash(gov, req, uploads))
     plan = preview(gov.spec, req.aggregate_id, req.window_start, req.window_end)
-    budget = gov.spec.outputs.privacy.budget
     cost = 0.0 if cached is not None else float(plan["cost"])
-    accounts = {
-        "period": _remaining(
-            session, gov.spec, time_key(today, PERIOD_UNIT[budget.period]), budget.per_period
-        ),
-        "lifetime": _remaining(session, gov.spec, LIFETIME, budget.lifetime),
-    }
+    period, lifetime = (
+        _remaining(session, gov.spec.id, key, cap) for key, cap in _budget_accounts(gov.spec, today)
+    )
+    accounts = {"period": period, "lifetime": lifetime}
     for account in accounts.values():
-        account["remaining_after"] = max(0.0, round(account["remaining"] - cost, 9))
-    fits = all(cost <= a["remaining"] + 1e-12 for a in accounts.values())
+        account["remaining_after"] = _left(account["remaining"], cost)
+    fits = all(cost <= a["remaining"] + TOLERANCE for a in accounts.values())
     return {
         **plan,
         "title": aggregate.title,
@@ -415,7 +437,7 @@ def budget_status(session: Session) -> list[dict[str, Any]]:
             "unit": a.unit,
             "cap": a.cap,
             "spent": round(a.spent, 9),
-            "remaining": round(a.cap - a.spent, 9),
+            "remaining": _left(a.cap, a.spent),
         }
         for a in session.execute(
             select(BudgetAccount).order_by(BudgetAccount.agreement_id, BudgetAccount.period_key)

@@ -3,62 +3,34 @@ spent or stored — by the service, the API and the CLI."""
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from release_factories import (
+    TODAY,
+    actor,
+    auth_header,
+    copied_hub,
+    make_request,
+    make_seed_db,
+    release,
+)
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from factories import load_examples, make_actor
-from hub import audit
-from hub.auth.policies import Actor, Role
-from hub.auth.service import actor_of, get_user, issue_token
+from hub.auth.policies import Actor
 from hub.context import Hub
-from hub.db.migrate import upgrade
 from hub.db.models import Base
-from hub.db.session import make_engine
 from hub.errors import HubError, NotAllowed
-from hub.ingest.service import upload_extract
-from hub.keys import InMemoryKeyStore
-from hub.linkage.service import run_linkage
-from hub.releases.service import ReleaseRequest, preview_release, request_release
-from hub.releases.views import release_view
-from hub.settings import Settings
-from hub.synth import generate
+from hub.releases.service import ReleaseRequest, preview_release
 
 with warnings.catch_warnings():
     # starlette 1.x asks for httpx2 and warns when it finds httpx; the lock pins httpx.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
-
-TODAY = dt.date(2026, 11, 15)
-AGREEMENT = "dsa-police-victimizations"
-DATASET = "police_victimizations"
-WINDOW = (dt.date(2024, 11, 1), dt.date(2026, 10, 31))
-KEYS = InMemoryKeyStore.generate()
-
-
-def make_hub_at(path: Path, migrate: bool = False) -> Hub:
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    if migrate:
-        upgrade(engine)
-    settings = Settings(data_dir=path.parent, database_url=url, key_file=path.parent / "unused.key")
-    return Hub(settings, engine, KEYS, today=lambda: TODAY)
-
-
-def actor(hub: Hub, name: str) -> Actor:
-    with hub.session() as s:
-        return actor_of(get_user(s, name))
-
-
-def make_request(aggregate: str = "viol_monthly", recipient: str = "public") -> ReleaseRequest:
-    return ReleaseRequest(aggregate, WINDOW[0], WINDOW[1], recipient)
 
 
 def row_counts(hub: Hub) -> dict[str, int]:
@@ -76,47 +48,16 @@ def preview(hub: Hub, req: ReleaseRequest, who: str = "analyst") -> dict[str, An
         return preview_release(s, caller, req, TODAY)
 
 
-def release(hub: Hub, req: ReleaseRequest) -> dict[str, Any]:
-    caller = actor(hub, "analyst")
-    return hub.transact(lambda s: release_view(*request_release(s, caller, req, TODAY)))
-
-
 @pytest.fixture(scope="module")
 def seed_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Examples loaded, users made, a synthetic police extract uploaded and linked."""
-    where = tmp_path_factory.mktemp("preview-seed")
-    hub = make_hub_at(where / "hub.db", migrate=True)
-    try:
-        load_examples(hub)
-        steward = make_actor(hub, "steward-police", Role.steward, "org:police")
-        make_actor(hub, "analyst", Role.analyst)
-        generate(where / "synth", people=120, seed=3)
-        content = (where / "synth" / f"{DATASET}.csv").read_bytes()
-        hub.transact(
-            lambda s: upload_extract(
-                s,
-                hub.keys,
-                steward,
-                agreement_id=AGREEMENT,
-                dataset_id=DATASET,
-                content=content,
-                today=TODAY,
-            )
-        )
-        with hub.session() as s:
-            run_linkage(s, "test", TODAY)
-    finally:
-        hub.engine.dispose()
-    return where / "hub.db"
+    return make_seed_db(tmp_path_factory.mktemp("preview-seed"), people=120, seed=3)
 
 
 @pytest.fixture
 def linked_hub(seed_db: Path, tmp_path: Path) -> Iterator[Hub]:
-    for part in seed_db.parent.glob("hub.db*"):
-        shutil.copy(part, tmp_path / part.name)
-    hub = make_hub_at(tmp_path / "hub.db")
-    yield hub
-    hub.engine.dispose()
+    with copied_hub(seed_db, tmp_path) as hub:
+        yield hub
 
 
 def test_preview_spends_nothing_and_writes_nothing(linked_hub: Hub) -> None:
@@ -184,12 +125,6 @@ def test_preview_refuses_what_a_release_would_refuse(linked_hub: Hub) -> None:
         preview(linked_hub, make_request("no_such_aggregate"))
 
 
-def token_for(hub: Hub, name: str) -> dict[str, str]:
-    with hub.session() as s:
-        event = audit.Event("test", "token.issue", f"user:{name}", {})
-        return {"Authorization": f"Bearer {issue_token(s, get_user(s, name), 'test', event)}"}
-
-
 # --- channels -----------------------------------------------------------------------------------
 
 
@@ -197,8 +132,8 @@ def test_api_preview_for_analysts_writes_nothing(linked_hub: Hub) -> None:
     from hub.api.app import create_app
 
     before = row_counts(linked_hub)
-    headers = token_for(linked_hub, "analyst")
-    steward = token_for(linked_hub, "steward-police")
+    headers = auth_header(linked_hub, "analyst")
+    steward = auth_header(linked_hub, "steward-police")
     after_tokens = row_counts(linked_hub)
     with TestClient(create_app(linked_hub)) as client:
         body = {"aggregate_id": "viol_monthly"}

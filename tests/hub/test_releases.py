@@ -8,29 +8,29 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from release_factories import (
+    AGREEMENT,
+    TODAY,
+    WINDOW,
+    copied_hub,
+    link,
+    make_request,
+    make_seed_db,
+    release,
+    upload,
+)
 from sqlalchemy import func, select
 
 from contracts.model import Agreement
-from factories import (
-    load_agreement,
-    load_examples,
-    make_actor,
-    make_agreement_data,
-    make_police_csv,
-    make_police_row,
-)
+from factories import load_agreement, make_agreement_data, make_police_csv, make_police_row
 from hub import audit
-from hub.auth.policies import Actor, Role
-from hub.auth.service import actor_of, get_user
 from hub.context import Hub
-from hub.db.migrate import upgrade
 from hub.db.models import (
     AgreementVersion,
     AuditEvent,
@@ -40,20 +40,8 @@ from hub.db.models import (
     ReleaseSource,
     Upload,
 )
-from hub.db.session import make_engine
 from hub.errors import AgreementRefused, BudgetExhausted, InvalidRequest, NotAllowed, NotFound
-from hub.ingest.service import Receipt, upload_extract
-from hub.keys import InMemoryKeyStore
-from hub.linkage.service import run_linkage
-from hub.releases.service import ReleaseRequest, request_release
-from hub.releases.views import release_view
-from hub.settings import Settings
-from hub.synth import generate
 
-TODAY = dt.date(2026, 11, 15)
-AGREEMENT = "dsa-police-victimizations"
-DATASET = "police_victimizations"
-WINDOW = (dt.date(2024, 11, 1), dt.date(2026, 10, 31))
 TYPES = [
     "FATAL_SHOOTING",
     "NON_SHOOTING_HOMICIDE",
@@ -63,20 +51,9 @@ TYPES = [
 ]
 MIN_CELL = 11
 COST = 0.2  # viol_monthly: budget_share 0.4 x per_period 0.5 (rho); two fit in a month
-# One key store for the module: every copy of the seed database can upload and link.
-KEYS = InMemoryKeyStore.generate()
 
 
-# --- factories ---------------------------------------------------------------------------------
-
-
-def make_hub_at(path: Path, migrate: bool = False) -> Hub:
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    if migrate:
-        upgrade(engine)
-    settings = Settings(data_dir=path.parent, database_url=url, key_file=path.parent / "unused.key")
-    return Hub(settings, engine, KEYS, today=lambda: TODAY)
+# --- factories (the shared ones are in tests/release_factories.py) ------------------------------
 
 
 def make_people_rows(first: int, count: int, when: str, kind: str) -> list[dict[str, str]]:
@@ -93,47 +70,6 @@ def make_people_rows(first: int, count: int, when: str, kind: str) -> list[dict[
         )
         for n, i in enumerate(range(first, first + count))
     ]
-
-
-def make_request(
-    aggregate: str = "viol_monthly",
-    window: tuple[dt.date, dt.date] = WINDOW,
-    recipient: str = "public",
-) -> ReleaseRequest:
-    return ReleaseRequest(aggregate, window[0], window[1], recipient)
-
-
-def actor(hub: Hub, name: str) -> Actor:
-    with hub.session() as s:
-        return actor_of(get_user(s, name))
-
-
-def upload(hub: Hub, content: bytes) -> Receipt:
-    steward = actor(hub, "steward-police")
-    return hub.transact(
-        lambda s: upload_extract(
-            s,
-            hub.keys,
-            steward,
-            agreement_id=AGREEMENT,
-            dataset_id=DATASET,
-            content=content,
-            today=TODAY,
-        )
-    )
-
-
-def link(hub: Hub) -> None:
-    with hub.session() as s:
-        run_linkage(s, "test", TODAY)
-
-
-def release(
-    hub: Hub, req: ReleaseRequest, who: str = "analyst", today: dt.date = TODAY
-) -> dict[str, Any]:
-    """Request a release the way the API and the CLI do: one transaction, view after commit."""
-    caller = actor(hub, who)
-    return hub.transact(lambda s: release_view(*request_release(s, caller, req, today)))
 
 
 def amend(hub: Hub, version: str, change: Callable[[dict[str, Any]], None]) -> Agreement:
@@ -184,29 +120,19 @@ def months(start: dt.date, end: dt.date) -> list[str]:
 def seed_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Examples loaded, users made, the synthetic police extract plus 15 people shot in one
     month (a cell whose true count is above min_cell) uploaded, linkage run."""
-    where = tmp_path_factory.mktemp("releases-seed")
-    hub = make_hub_at(where / "hub.db", migrate=True)
-    try:
-        load_examples(hub)
-        make_actor(hub, "steward-police", Role.steward, "org:police")
-        make_actor(hub, "analyst", Role.analyst)
-        generate(where / "synth", people=200, seed=11)
-        upload(hub, (where / "synth" / f"{DATASET}.csv").read_bytes())
-        crowded = make_people_rows(900_001, 15, "2026-03-14T22:15:00", "NON_FATAL_SHOOTING")
-        upload(hub, make_police_csv(crowded))
-        link(hub)
-    finally:
-        hub.engine.dispose()
-    return where / "hub.db"
+    crowded = make_people_rows(900_001, 15, "2026-03-14T22:15:00", "NON_FATAL_SHOOTING")
+    return make_seed_db(
+        tmp_path_factory.mktemp("releases-seed"),
+        people=200,
+        seed=11,
+        extra=(make_police_csv(crowded),),
+    )
 
 
 @pytest.fixture
 def linked_hub(seed_db: Path, tmp_path: Path) -> Iterator[Hub]:
-    for part in seed_db.parent.glob("hub.db*"):
-        shutil.copy(part, tmp_path / part.name)
-    hub = make_hub_at(tmp_path / "hub.db")
-    yield hub
-    hub.engine.dispose()
+    with copied_hub(seed_db, tmp_path) as hub:
+        yield hub
 
 
 # --- what a release states ---------------------------------------------------------------------

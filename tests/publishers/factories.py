@@ -157,3 +157,33 @@ def make_rows_for(
             choices = np.array(keys, dtype=object)
         data[name] = choices[rng.integers(0, len(choices), n)]
     return pd.DataFrame(data)
+
+
+WINDOW = {"window_start": dt.date(2025, 7, 1), "window_end": dt.date(2026, 6, 30)}
+"""The data window of the releases :func:`make_published` computes."""
+
+
+def make_published(
+    agreement_id: str = POLICE,
+    aggregate_id: str = "viol_monthly",
+    released_at: str = "2026-07-02T10:00:00Z",
+    *,
+    n: int = 1500,
+    persons: int = 600,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A release dict as the hub publishes it: the manifest of ``n`` synthetic rows over
+    ``persons`` people, plus id, title, date and agreements (``extra`` overrides any key)."""
+    from publishers.release import compute_release  # OpenDP loads lazily
+
+    agreement = make_agreement(agreement_id)
+    rows = make_rows_for(agreement, aggregate_id, n, persons=persons)
+    manifest = compute_release(agreement, aggregate_id, rows, **WINDOW, seed=3).to_manifest()
+    return {
+        **manifest,
+        "id": f"rel-{aggregate_id}-{released_at[:10]}",
+        "title": manifest["aggregate_title"],
+        "released_at": released_at,
+        "agreements": [agreement.ref],
+        **extra,
+    }

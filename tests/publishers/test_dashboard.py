@@ -1,5 +1,4 @@
 import csv
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -7,27 +6,7 @@ from typing import Any
 import pytest
 
 from publishers.dashboard import csv_safe, render_dashboard, write_csv
-from publishers.release import compute_release
-from tests.publishers.factories import HOSPITAL, POLICE, make_agreement, make_rows_for
-
-WINDOW = {"window_start": dt.date(2025, 7, 1), "window_end": dt.date(2026, 6, 30)}
-
-
-def make_published(
-    agreement_id: str = POLICE, aggregate_id: str = "viol_monthly", **extra: Any
-) -> dict[str, Any]:
-    """A release dict as the hub publishes it: the manifest plus id, title, date, agreements."""
-    agreement = make_agreement(agreement_id)
-    rows = make_rows_for(agreement, aggregate_id, 1500, persons=600)
-    manifest = compute_release(agreement, aggregate_id, rows, **WINDOW, seed=3).to_manifest()
-    return {
-        **manifest,
-        "id": f"rel-{aggregate_id}",
-        "title": manifest["aggregate_title"],
-        "released_at": "2026-07-02T10:00:00Z",
-        "agreements": [agreement.ref],
-        **extra,
-    }
+from tests.publishers.factories import HOSPITAL, make_published
 
 
 def render(tmp_path: Path, releases: list[dict[str, Any]]) -> str:

@@ -3,36 +3,12 @@ cumulative loss per agreement and mechanism; self-contained and escaped."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
 
-from publishers.release import compute_release
 from publishers.transparency import cumulative_losses, render_transparency
-from tests.publishers.factories import HOSPITAL, POLICE, make_agreement, make_rows_for
-
-WINDOW = {"window_start": dt.date(2025, 7, 1), "window_end": dt.date(2026, 6, 30)}
-
-
-def make_published(
-    agreement_id: str = POLICE,
-    aggregate_id: str = "viol_monthly",
-    released_at: str = "2026-07-02T10:00:00Z",
-    **extra: Any,
-) -> dict[str, Any]:
-    """A release dict as the hub publishes it: the manifest plus id, title, date, agreements."""
-    agreement = make_agreement(agreement_id)
-    rows = make_rows_for(agreement, aggregate_id, 300, persons=150)
-    manifest = compute_release(agreement, aggregate_id, rows, **WINDOW, seed=3).to_manifest()
-    return {
-        **manifest,
-        "id": f"rel-{aggregate_id}-{released_at[:10]}",
-        "title": manifest["aggregate_title"],
-        "released_at": released_at,
-        "agreements": [agreement.ref],
-        **extra,
-    }
+from tests.publishers.factories import HOSPITAL, make_published
 
 
 def render(tmp_path: Path, releases: list[dict[str, Any]]) -> str:
