@@ -1,8 +1,12 @@
-"""Plain ``make_*`` factories for tests."""
+"""Plain ``make_*`` factories for tests: hubs on a test database, agreements, users, extracts."""
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +22,69 @@ from hub.agreements.service import register
 from hub.auth.policies import Actor, Role
 from hub.auth.service import actor_of, create_user, ensure_admin
 from hub.context import Hub
+from hub.db.migrate import upgrade
+from hub.db.session import make_engine
+from hub.keys import InMemoryKeyStore
+from hub.settings import Settings
 
 POLICE = AGREEMENTS_DIR / "dsa-police-victimizations.yaml"
+TODAY = dt.date(2026, 11, 15)
+DB_FILE = "hub.db"
+
+
+def open_hub(url: str, data_dir: Path) -> Hub:
+    """A hub on the (already migrated) database ``url`` whose clock says :data:`TODAY`."""
+    settings = Settings(data_dir=data_dir, database_url=url, key_file=data_dir / "unused.key")
+    return Hub(settings, make_engine(url), InMemoryKeyStore.generate(), today=lambda: TODAY)
+
+
+def make_hub(url: str, data_dir: Path) -> Hub:
+    """A hub on ``url``, migrated to head."""
+    hub = open_hub(url, data_dir)
+    upgrade(hub.engine)
+    return hub
+
+
+def make_seed(where: Path, build: Callable[[Hub], object]) -> Path:
+    """Build a SQLite hub in the new folder ``where`` with ``build(hub)`` and close it; return
+    ``where``, ready for :func:`copy_hub`. ``build`` must not use the hub's key store, since
+    every copy gets a key store of its own."""
+    where.mkdir(parents=True)
+    hub = make_hub(f"sqlite:///{where / DB_FILE}", where)
+    try:
+        build(hub)
+    finally:
+        hub.engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    return where
+
+
+def copy_hub(seed: Path, hub: Hub) -> None:
+    """Replace the SQLite database and the data files of ``hub`` with copies of ``seed`` (made
+    by :func:`make_seed`), as if the seed's ``build`` had run on ``hub`` itself."""
+    url = hub.settings.resolved_database_url
+    assert url.startswith("sqlite:///"), f"copy_hub copies SQLite files, not {url}"
+    db = Path(url.removeprefix("sqlite:///"))
+    hub.engine.dispose()
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    shutil.copyfile(seed / DB_FILE, db)
+    data_dir = hub.settings.data_dir
+    for item in seed.iterdir():
+        if item.is_dir():
+            shutil.copytree(item, data_dir / item.name, dirs_exist_ok=True)
+        elif item.name != DB_FILE and not item.name.startswith(DB_FILE + "-"):
+            shutil.copy2(item, data_dir / item.name)
+
+
+@cache
+def _agreement_data(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    return data
 
 
 def make_agreement_data(path: Path = POLICE) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(path.read_text())
-    return copy.deepcopy(data)
+    """The agreement file at ``path`` as plain data: a new copy each call, yours to change."""
+    return copy.deepcopy(_agreement_data(path))
 
 
 def make_agreement(**header: Any) -> Agreement:
@@ -33,10 +93,17 @@ def make_agreement(**header: Any) -> Agreement:
     return Agreement.model_validate(data)
 
 
+@cache
+def example_agreements() -> tuple[Agreement, ...]:
+    """Every example agreement, parsed once per session (parsing and linting the YAML costs
+    more than registering it; an ``Agreement`` is immutable, so sharing one is safe)."""
+    return tuple(load_agreement_file(path) for path in example_agreement_paths())
+
+
 def load_examples(hub: Hub) -> None:
     """Register, sign, approve and activate every example agreement."""
-    for path in example_agreement_paths():
-        load_agreement(hub, load_agreement_file(path))
+    for agreement in example_agreements():
+        load_agreement(hub, agreement)
 
 
 def load_agreement(hub: Hub, agreement: Agreement) -> None:

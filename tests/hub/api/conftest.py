@@ -1,6 +1,9 @@
 """Fixtures for the HTTP API: a hub with the example agreements and one user per role, a
 bearer token for each, a TestClient on ``create_app(hub, spool_dir=...)``, and small synthetic
-extracts."""
+extracts.
+
+The agreements and users are set up once per session (``api_seed``) and each test's hub gets a
+copy of that database and of the signers' keys beside it."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from factories import load_examples, make_actor
+from factories import copy_hub, load_examples, make_actor, make_seed
 from hub import audit
 from hub.api.app import create_app
 from hub.auth.policies import Role
@@ -61,11 +64,22 @@ def police_csv(extracts: Path) -> bytes:
     return (extracts / f"{POLICE}.csv").read_bytes()
 
 
-@pytest.fixture
-def api_hub(hub: Hub) -> Hub:
+def add_examples_and_users(hub: Hub) -> None:
     load_examples(hub)
     for name, (role, party) in USERS.items():
         make_actor(hub, name, role, party)
+
+
+@pytest.fixture(scope="session")
+def api_seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hub folder with the example agreements loaded and :data:`USERS` created, built once."""
+    return make_seed(tmp_path_factory.mktemp("api-seed") / "hub", add_examples_and_users)
+
+
+@pytest.fixture
+def api_hub(hub: Hub, api_seed: Path) -> Hub:
+    """``hub`` with the example agreements (signed and active) and one user per role."""
+    copy_hub(api_seed, hub)
     return hub
 
 
