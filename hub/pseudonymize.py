@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 from contracts.model import Dataset, DatasetField, FieldType, LinkRole
 from contracts.plan import bin_label
 from hub.keys import Hasher, KeyStore
+from validators.keys import normalize_record_key
 
 NICKNAMES = Path(__file__).parent / "data" / "nicknames.txt"
 SUFFIXES = {"JR", "SR", "II", "III", "IV", "V", "2ND", "3RD"}
@@ -318,8 +319,11 @@ class Pseudonymizer:
         self.linked = [(f.name, f.link_as) for f in dataset.fields if f.link_as is not None]
         self._tokens: dict[str, int] = {}
 
-    def record_key(self, raw_key: str) -> str:
-        return self.record_hasher.token(f"record_key|{raw_key.strip()}")
+    def record_key(self, raw_key: str | None) -> str:
+        """The stored record key: the keyed hash of the key as validation compared it
+        (:func:`validators.keys.normalize_record_key`, so keys it passed as distinct stay
+        distinct)."""
+        return self.record_hasher.token(f"record_key|{normalize_record_key(raw_key)}")
 
     def link_token(self, family: str, variant: str) -> int:
         text = f"{family}|{variant}"
@@ -339,9 +343,7 @@ class Pseudonymizer:
         n = len(df)
         keys = df.get(self.dataset.record_key, None)
         raw_keys = keys.to_numpy(dtype=object) if keys is not None else np.full(n, None)
-        record_key = pa.array(
-            [self.record_key(k if isinstance(k, str) else "") for k in raw_keys], pa.string()
-        )
+        record_key = pa.array([self.record_key(k) for k in raw_keys], pa.string())
         values: dict[str, pa.Array] = {}
         for f in self.stored:
             if f.name == self.dataset.record_key and f.transform.kind == "keyed_hash":
@@ -354,16 +356,24 @@ class Pseudonymizer:
         for name, role in self.linked:
             assert role is not None
             codes, uniques = _codes(df.get(name, None), n)
-            variants = [linkage_columns(role, u) for u in uniques]
+            if linkable is not None and not linkable.all():
+                # An unlinkable row gets a null token, and a value only such rows hold is never
+                # normalized or hashed at all.
+                codes = np.where(linkable, codes, -1)
+                needed = np.zeros(len(uniques), dtype=bool)
+                needed[codes[codes >= 0]] = True
+                variants = [
+                    linkage_columns(role, u) if keep else {}
+                    for u, keep in zip(uniques, needed, strict=True)
+                ]
+            else:
+                variants = [linkage_columns(role, u) for u in uniques]
             for column in {c for v in variants for c in v}:
                 family = TOKEN_COLUMNS[column]
                 found = [
                     self.link_token(family, v[column]) if column in v else None for v in variants
                 ]
                 tokens[column] = _spread(found, codes, pa.int64())
-        if linkable is not None and not linkable.all():
-            mask = pa.array(linkable)
-            tokens = {c: pc.if_else(mask, a, pa.nulls(n, pa.int64())) for c, a in tokens.items()}
         return PseudonymizedFrame(record_key, values, tokens)
 
     # Row-at-a-time views of :meth:`frame`, for tests and tools.

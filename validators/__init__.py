@@ -15,7 +15,7 @@ validation does. Depends on ``contracts`` only.
 
 from validators.checks import TYPE_PATTERNS, Check, compile_checks
 from validators.html import render_html
-from validators.keys import RecordKeyTracker
+from validators.keys import RecordKeyTracker, normalize_record_key
 from validators.report import FIRST_ROWS, Finding, Severity, ValidationReport
 from validators.rules import NO_CONSENT, RowRuleOutcome, apply_row_rules
 from validators.run import validate_extract
@@ -35,6 +35,7 @@ __all__ = [
     "apply_row_rules",
     "compile_checks",
     "compile_suite",
+    "normalize_record_key",
     "render_html",
     "validate_extract",
 ]

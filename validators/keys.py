@@ -6,9 +6,11 @@ and never stored). Digests cannot be turned back into keys without that key, whi
 in this object's memory for the duration of one upload.
 
 Semantics: a row *repeats* its key when an earlier row of the same file (in this chunk or a
-previous one) has the same key text, compared exactly. The first occurrence is not reported;
-every later one is. Empty keys are skipped (``required`` reports them). This is why chunked
-and whole-file validation report the same rows, as long as chunks are fed in file order.
+previous one) has the same key after :func:`normalize_record_key`, the normalization the hub
+applies before it stores the key (``hub.pseudonymize.Pseudonymizer.record_key``): two keys this
+tracker passes as distinct are never stored as one. The first occurrence is not reported; every
+later one is. Empty cells are skipped (``required`` reports them). This is why chunked and
+whole-file validation report the same rows, as long as chunks are fed in file order.
 
 Caveats:
 
@@ -25,6 +27,18 @@ import secrets
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+
+def normalize_record_key(value: object) -> str:
+    """A record key as it is compared and stored: its text without surrounding whitespace
+    (``" V1 "`` is ``"V1"``); an empty cell (``None`` or ``NaN``) is ``""``. Validation
+    (uniqueness) and pseudonymization (the stored keyed hash) both go through this one
+    function."""
+    if isinstance(value, str):
+        return value.strip()
+    if value is None or pd.isna(value):  # type: ignore[call-overload]
+        return ""
+    return str(value).strip()
 
 
 class RecordKeyTracker:
@@ -55,9 +69,9 @@ class RecordKeyTracker:
         return out
 
     def _digest(self, keys: pd.Series) -> npt.NDArray[np.uint64]:
-        text = keys.to_numpy(dtype=object)
-        if pd.api.types.infer_dtype(text, skipna=False) != "string":
-            text = np.array([str(k) for k in text], dtype=object)
+        text = np.array(
+            [normalize_record_key(k) for k in keys.to_numpy(dtype=object)], dtype=object
+        )
         return pd.util.hash_array(text, hash_key=self._hash_key)
 
     def _remember(self, new: npt.NDArray[np.uint64]) -> None:

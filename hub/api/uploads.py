@@ -25,9 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from hub.auth.policies import Actor, Permission, check_permission
 from hub.context import Hub
 from hub.errors import NotFound
-from hub.ingest import views
-from hub.ingest.jobs import check_upload_allowed, run_upload
-from hub.ingest.service import Receipt, upload_extract
+from hub.ingest import service, views
+from hub.ingest.service import Receipt
 from hub.ingest.spool import EncryptedSpool
 
 from .deps import ActorDep, HubDep, JobsDep, SpoolDirDep
@@ -78,7 +77,7 @@ async def create_upload(
     form = await read_extract_form(request, hub.settings.max_upload_bytes)
 
     def work(s: Session) -> Receipt:
-        return upload_extract(
+        return service.upload_extract(
             s,
             hub.keys,
             actor,
@@ -156,7 +155,7 @@ async def stream_upload(
         )
     today = hub.today()
     await run_in_threadpool(
-        hub.transact, lambda s: check_upload_allowed(s, actor, agreement_id, dataset_id, today)
+        hub.transact, lambda s: service.upload_gate(s, actor, agreement_id, dataset_id, today)
     )
     spool = await spool_body(request, spool_dir, hub.settings.max_upload_bytes)
     if run_async or spool.size > ASYNC_THRESHOLD:
@@ -176,13 +175,13 @@ def _upload_now(
 ) -> Receipt:
     with spool.open() as extract:
         return hub.transact(
-            lambda s: run_upload(
+            lambda s: service.upload_extract(
                 s,
                 hub.keys,
                 actor,
                 agreement_id=agreement_id,
                 dataset_id=dataset_id,
-                source=extract,
+                content=extract,
                 today=hub.today(),
             )
         )

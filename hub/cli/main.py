@@ -150,7 +150,7 @@ def upload(
 ) -> None:
     """Validate, pseudonymize and store an extract; print the receipt (exit 2 if rejected).
     The file goes to the service by path, which reads it in chunks."""
-    from hub.ingest.jobs import run_upload
+    from hub.ingest.service import upload_extract
 
     if not file.is_file():
         fail(f"no such file: {file}")
@@ -159,13 +159,13 @@ def upload(
         line = ProgressLine() if show else None
         try:
             receipt = hub.transact(
-                lambda s: run_upload(
+                lambda s: upload_extract(
                     s,
                     hub.keys,
                     actor,
                     agreement_id=agreement,
                     dataset_id=dataset,
-                    source=file,
+                    content=file,
                     today=hub.today(),
                     progress=line,
                 )

@@ -82,12 +82,12 @@ def uploads_show(
     ] = None,
 ) -> None:
     """One receipt with its validation report (rule names and row numbers, never values)."""
-    from hub.ingest.views import receipt_view, report_html, report_view
+    from hub.ingest.views import render_report_html, upload_view
 
     with acting() as (hub, actor), hub.session() as s:
-        shown = {**receipt_view(s, actor, upload_id), "report": report_view(s, actor, upload_id)}
-        page = report_html(s, actor, upload_id) if html else None
-    if html is not None and page is not None:
+        shown = upload_view(s, actor, upload_id)
+    if html is not None:
+        page = render_report_html(shown["report"]["report"], shown["dataset"])
         html.write_text(page, encoding="utf-8")
         typer.echo(f"wrote the HTML report to {html}", err=True)
     emit(shown)

@@ -2,9 +2,9 @@
 
 An upload too large to answer within one HTTP request is spooled (encrypted, see
 :mod:`hub.ingest.spool`) and handed to :class:`UploadJobs`, which runs it in a small thread pool
-through :func:`run_upload` in its own transaction (``Hub.transact``), exactly as a synchronous
-upload runs. Uploads of different agencies run side by side; the spool is destroyed when the
-job ends, whatever the outcome.
+through :func:`hub.ingest.service.upload_extract` in its own transaction (``Hub.transact``),
+exactly as a synchronous upload runs. Uploads of different agencies run side by side; the spool
+is destroyed when the job ends, whatever the outcome.
 
 A job's lifecycle is a transitions table and one gate (:meth:`UploadJob.move`)::
 
@@ -26,12 +26,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -39,7 +37,6 @@ from hub.auth.policies import Actor, Permission, can_view_upload, check_permissi
 from hub.errors import HubError, NotFound, UploadRejected
 from hub.ingest import service
 from hub.ingest.spool import EncryptedSpool
-from hub.keys import KeyStore
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -51,49 +48,6 @@ WORKERS = 4
 """Upload jobs that run at once per process (more wait, queued)."""
 KEEP_FINISHED = dt.timedelta(hours=24)
 """How long a finished job stays visible."""
-
-Progress = Callable[[int], None]
-
-
-# --- running one upload -----------------------------------------------------------------------
-
-
-def run_upload(
-    session: Session,
-    keys: KeyStore,
-    actor: Actor,
-    *,
-    agreement_id: str,
-    dataset_id: str,
-    source: Path | IO[bytes],
-    today: dt.date | None = None,
-    progress: Progress | None = None,
-) -> Receipt:
-    """``upload_extract`` on a file or a readable stream (read from its start, in chunks), with
-    ``progress(rows_done)`` after each chunk. Safe to call again on the same stream
-    (``Hub.transact`` retries once)."""
-    if not isinstance(source, Path):
-        source.seek(0)
-    return service.upload_extract(
-        session,
-        keys,
-        actor,
-        agreement_id=agreement_id,
-        dataset_id=dataset_id,
-        content=source,
-        today=today,
-        progress=progress,
-    )
-
-
-def check_upload_allowed(
-    session: Session, actor: Actor, agreement_id: str, dataset_id: str, today: dt.date
-) -> str:
-    """The checks ``upload_extract`` makes before reading a byte, so a large upload can be
-    refused before it is received. Returns the providing agency."""
-    _, dataset = service.upload_gate(session, actor, agreement_id, dataset_id, today)
-    return dataset.provider
-
 
 # --- jobs -------------------------------------------------------------------------------------
 
@@ -286,14 +240,14 @@ class UploadJobs:
             with spool.open() as extract:
 
                 def work(session: Session) -> Receipt:
-                    job.progress(0)
-                    return run_upload(
+                    job.progress(0)  # ``Hub.transact`` may run this twice; the source rereads
+                    return service.upload_extract(
                         session,
                         hub.keys,
                         actor,
                         agreement_id=job.agreement_id,
                         dataset_id=job.dataset_id,
-                        source=extract,
+                        content=extract,
                         today=hub.today(),
                         progress=job.progress,
                     )

@@ -6,7 +6,9 @@ next is read. Everything happens in one savepoint of the caller's transaction: t
 chunk stops the writing (the rest is still validated, so the report is complete), and any
 rejection or error rolls the savepoint back, so a rejected or failed upload leaves no trace in
 any table. The same file uploaded twice
-returns the first receipt; a corrected extract replaces the records whose record key it repeats.
+returns the first receipt; a corrected extract replaces the records whose record key it repeats
+(and records it repeats unchanged under a newer agreement version move to it; see
+:mod:`hub.ingest.store`).
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@ SQLite gets batched ``INSERT``s.
 Corrections: a record whose record key is already stored for the dataset is *unchanged* when
 its values, flags and tokens are identical (the stored row stays, with its id and person id),
 and *replaced* otherwise (the stored row is deleted, with its person link, and the new one
-inserted). The caller holds the dataset's lock, so no other upload of the same dataset can
-interleave.
+inserted). An unchanged record that came in under another agreement version than this upload's
+(the agreement was amended since) now comes under this one: its provenance (upload id and
+agreement version) moves to this upload, so it traces to the version that governs it now, and
+it keeps its id and person link. Under the same version the stored row keeps its provenance.
+The caller holds the dataset's lock, so no other upload of the same dataset can interleave.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.db.models import Record
@@ -128,33 +131,48 @@ class RecordWriter:
 
     def _settle_existing(self, chunk: Chunk) -> tuple[Chunk, int, int]:
         """Compare the chunk with the stored records of the same keys: delete those it
-        revises. Returns the rows still to insert and how many were replaced and unchanged."""
+        revises, and move to this upload the provenance of unchanged ones stored under another
+        agreement version. Returns the rows still to insert and how many were replaced and
+        unchanged."""
         if not self._has_records:
             return chunk, 0, 0
         keys = chunk.frame.record_key.to_pylist()
-        stored: dict[str, tuple[Any, ...]] = {}  # record key -> (id, stored state)
+        # record key -> (id, agreement version, stored state)
+        stored: dict[str, tuple[int, int, tuple[Any, ...]]] = {}
         for start in range(0, len(keys), PROBE_BATCH):
-            for key, rid, *state in self.session.execute(
-                select(Record.record_key, Record.id, *_STATE_COLUMNS).where(
+            for key, rid, version, *columns in self.session.execute(
+                select(
+                    Record.record_key, Record.id, Record.agreement_version_id, *_STATE_COLUMNS
+                ).where(
                     Record.dataset_id == self.dataset_id,
                     Record.record_key.in_(keys[start : start + PROBE_BATCH]),
                 )
             ):
-                stored[key] = (rid, tuple(state))
+                stored[key] = (rid, version, tuple(columns))
         if not stored:
             return chunk, 0, 0
         matched = np.asarray([i for i, k in enumerate(keys) if k in stored], dtype=np.intp)
         insert_rows = np.ones(len(keys), dtype=bool)
         stale: list[int] = []
+        restamp: list[int] = []  # unchanged, but stored under another agreement version
         for i, row in zip(matched, chunk.take(matched).row_dicts(), strict=True):
-            rid, state = stored[keys[i]]
-            if state == _new_state(row):
-                insert_rows[i] = False
-            else:
+            rid, version, state = stored[keys[i]]
+            if state != _new_state(row):
                 stale.append(rid)
+                continue
+            insert_rows[i] = False
+            if version != self.version_id:
+                restamp.append(rid)
         for start in range(0, len(stale), PROBE_BATCH):
             self.session.execute(
                 delete(Record).where(Record.id.in_(stale[start : start + PROBE_BATCH]))
+            )
+        for start in range(0, len(restamp), PROBE_BATCH):
+            self.session.execute(
+                update(Record)
+                .where(Record.id.in_(restamp[start : start + PROBE_BATCH]))
+                .values(upload_id=self.upload_id, agreement_version_id=self.version_id)
+                .execution_options(synchronize_session=False)
             )
         unchanged = len(matched) - len(stale)
         return chunk.take(np.flatnonzero(insert_rows)), len(stale), unchanged

@@ -1,7 +1,7 @@
 """What a data steward sees of their agency's uploads: one view for the CLI and the API.
 
 - :func:`list_receipts_view` / :func:`receipt_view`: the receipts (the same fields as the
-  receipt an upload returns, without ``duplicate``);
+  receipt an upload returns, without ``duplicate``); :func:`upload_view`: one with its report;
 - :func:`report_view` / :func:`report_html`: an accepted upload's validation report, as JSON or
   as the self-contained HTML page of ``validators.render_html`` (rejected uploads store nothing;
   their report is in the rejection itself, or in the upload job's result);
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from hub.auth.policies import Actor, Permission, Role, can_view_upload, check_permission
@@ -76,6 +76,17 @@ def report_view(session: Session, actor: Actor, upload_id: str) -> dict[str, Any
     """An upload's validation report: ``report`` has the shape of a rejection's report
     (``dataset``, ``rows_checked``, ``ok``, ``findings``, ``row_rules``)."""
     up, ref, _ = _get(session, actor, upload_id)
+    return _report(up, ref)
+
+
+def upload_view(session: Session, actor: Actor, upload_id: str) -> dict[str, Any]:
+    """One receipt with its validation report under ``report`` (what ``ovphub uploads show``
+    prints), from one read of the upload."""
+    up, ref, uploader = _get(session, actor, upload_id)
+    return {**_receipt(up, ref, uploader), "report": _report(up, ref)}
+
+
+def _report(up: Upload, ref: str) -> dict[str, Any]:
     stored = dict(up.report or {})
     validation = stored.pop("validation", None)
     report = {**validation, "row_rules": stored.pop("row_rules", [])} if validation else {}
@@ -144,20 +155,20 @@ def releases_using(
     query = select(Upload.id, Upload.dataset_id)
     if party is not None:
         query = query.where(Upload.party_id == party)
+    if upload_id is not None:
+        query = query.where(Upload.id == upload_id)
     datasets = {uid: ds for uid, ds in session.execute(query).all()}
-    wanted = {upload_id} if upload_id is not None else set(datasets)
     used: dict[str, list[str]] = {}
     releases: dict[str, Release] = {}
     sources = session.execute(
         select(ReleaseSource, Release)
         .join(Release, Release.id == ReleaseSource.release_id)
+        .where(_lists_any_of(session, query.with_only_columns(Upload.id)))
         .order_by(Release.created_at, Release.id)
     ).all()
     for source, release in sources:
-        mine = [u for u in source.upload_ids or [] if u in wanted]
-        if mine:
-            releases[release.id] = release
-            used.setdefault(release.id, []).extend(mine)
+        releases[release.id] = release
+        used.setdefault(release.id, []).extend(u for u in source.upload_ids if u in datasets)
     out = []
     for rid, release in releases.items():
         manifest = release.manifest or {}
@@ -172,8 +183,18 @@ def releases_using(
                 "privacy_model": release.privacy_model,
                 "privacy_loss": release.privacy_loss,
                 "agreements": manifest.get("agreements", []),
-                "datasets": sorted({datasets[u] for u in uploads if u in datasets}),
+                "datasets": sorted({datasets[u] for u in uploads}),
                 "uploads": uploads,
             }
         )
     return out
+
+
+def _lists_any_of(session: Session, upload_ids: Select[tuple[str]]) -> ColumnElement[bool]:
+    """Whether a release source's ``upload_ids`` (a JSON array) holds any id ``upload_ids``
+    selects: so only the releases that used them are read, not every release."""
+    if session.get_bind().dialect.name == "postgresql":
+        listed = func.jsonb_array_elements_text(ReleaseSource.upload_ids).table_valued("value")
+    else:
+        listed = func.json_each(ReleaseSource.upload_ids).table_valued("value")
+    return exists(select(1).select_from(listed).where(listed.c.value.in_(upload_ids)))

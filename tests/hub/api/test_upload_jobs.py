@@ -5,6 +5,7 @@ outlives its upload."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import inspect
@@ -26,6 +27,7 @@ from hub.ingest import jobs as jobs_module
 from hub.ingest import service
 from hub.ingest import spool as spool_module
 from hub.ingest.spool import EncryptedSpool
+from hub.keys import KeyStore
 
 from .conftest import POLICE, POLICE_AGREEMENT, bearer, issue
 from .test_uploads import table_counts
@@ -215,26 +217,38 @@ def test_a_rejected_job_carries_the_same_report_as_a_sync_rejection_and_stores_n
     assert "1999-02-31" not in page.text
 
 
+class KeyStoreDown:
+    """The hub's key store, failing as an unreachable key service might, with an error whose
+    text quotes a value from the file (an unexpected error's message may)."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.active_key_id = keys.active_key_id
+        self.chain = keys.chain
+
+    def master_key(self, key_id: str) -> bytes:
+        raise RuntimeError("Whitfield,1999-04-17: the key service did not answer")
+
+
 def test_a_job_that_fails_says_so_and_drops_its_spool(
-    client: TestClient,
+    api_hub: Hub,
     auth: Auth,
     police_csv: bytes,
     spool_dir: Path,
     spools: list[EncryptedSpool],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("Whitfield,1999-04-17 could not be parsed")
+    from fastapi.testclient import TestClient
 
-    monkeypatch.setattr(jobs_module, "run_upload", broken)
+    broken = dataclasses.replace(api_hub, keys=KeyStoreDown(api_hub.keys))
+    before = table_counts(api_hub)
     steward = auth["steward-police"]
-    job = wait_for(
-        client, steward, put(client, steward, police_csv, run_async=True).json()["job_id"]
-    )
+    with TestClient(create_app(broken, spool_dir=spool_dir)) as client:
+        job_id = put(client, steward, police_csv, run_async=True).json()["job_id"]
+        job = wait_for(client, steward, job_id)
     assert job["status"] == "failed" and job["error"]["error"] == "internal_error"
-    assert "Whitfield" not in str(job)
+    assert "Whitfield" not in str(job) and "1999-04-17" not in str(job)
     assert spools and all(s.closed for s in spools)
     assert list(spool_dir.iterdir()) == []
+    assert table_counts(api_hub) == before
 
 
 # --- who sees a job ---------------------------------------------------------------------------
