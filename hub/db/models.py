@@ -194,6 +194,21 @@ class PersonLink(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("linkage_runs.id"))
 
 
+class LinkageChange(Base):
+    """A person id a linkage run merged into another, or split off from one.
+
+    ``merge``: the records of ``other_person_id`` now carry ``person_id``. ``split``: ``records``
+    records that carried ``person_id`` now carry the new ``other_person_id``."""
+
+    __tablename__ = "linkage_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("linkage_runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    other_person_id: Mapped[str] = mapped_column(String(32), index=True)
+    records: Mapped[int] = mapped_column(Integer)
+
+
 class BudgetAccount(Base):
     """Privacy budget of one agreement for one period (``2026-11``) or its lifetime."""
 

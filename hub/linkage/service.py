@@ -1,17 +1,19 @@
 """Linkage: give every record a pseudonymous person id, using keyed tokens only.
 
-The engine here is *multi-pass deterministic* matching, the method many public-health
-departments run: a pair of records is linked when they agree on every token family of any one
-rule (see :data:`RULES`); links are closed transitively with union-find. Each rule tolerates one
-kind of discrepancy (nickname, first-name typo, surname typo, swapped day/month, birth-date typo,
-missing birth date), which a single composite token cannot (it finds under half the true links
-on FEBRL4; see reference/libraries.md). The probabilistic engine (Splink) replaces the rules
-behind the same ``run_linkage`` seam.
+The engine is probabilistic (:mod:`hub.linkage.engine`: Splink's Fellegi-Sunter model over the
+token variants made at ingest). This module decides what may be compared, runs the engine, and
+turns its clusters into person ids that stay stable from run to run.
 
 Agreements decide: records are compared across two datasets only when *both* agreements permit
 linkage and name each other in ``link_with``; records under a no-linkage or aggregate-only row
 rule, and records whose agreement is not in force, keep singleton person ids. A caveat stated
 honestly: transitive closure can join A–C through B when A–B and B–C are each permitted.
+
+Stable ids: each run re-clusters every linkable record, then each new cluster inherits the old
+person id held by most of its records (:func:`assign_person_ids`). A cluster that unites records
+of several old ids keeps one and records a *merge* of the others; records that leave their old
+id's cluster get a new id and a *split* is recorded. A record whose cluster did not change keeps
+its id; a new record joining an existing person takes that person's id.
 """
 
 from __future__ import annotations
@@ -19,35 +21,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-from collections import defaultdict
-from collections.abc import Iterable
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import delete, insert, select
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.agreements.service import check_in_force, current_versions
-from hub.db.models import LinkageRun, PersonLink, Record, utcnow
+from hub.db.models import LinkageChange, LinkageRun, PersonLink, Record, utcnow
 from hub.errors import AgreementRefused
+from hub.linkage import engine
+from hub.linkage.engine import EngineSettings
 from hub.pseudonymize import TOKEN_COLUMNS
 
-Families = dict[str, set[str]]
-
-#: Each rule: token families that must all agree. Order does not matter (union-find).
-RULES: tuple[tuple[str, ...], ...] = (
-    ("fn", "ln", "dob"),
-    ("fi", "ln", "dob"),
-    ("fn", "lsx", "dob"),
-    ("fsx", "lsx", "dob", "sex"),
-    ("fn", "ln", "by"),
-    ("fn", "ln", "md"),
-    ("fn", "dob", "sex"),
-    ("fn", "ln", "sex", "zip3"),
-)
-#: Records lacking a birth date join a name group only when the group's birth dates agree.
-NO_DOB_RULE = ("fn", "ln")
-METHOD = "deterministic-multipass-v1"
+WRITE_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,6 +50,11 @@ class LinkageSummary:
     linkable_records: int
     persons: int
     links: int
+    threshold: float
+    trained: str
+    merges: int
+    splits: int
+    ids_changed: int
     dataset_pairs: list[list[str]]
     seconds: float
 
@@ -65,24 +62,12 @@ class LinkageSummary:
         return asdict(self)
 
 
-class UnionFind:
-    def __init__(self, items: Iterable[int]) -> None:
-        self.parent = {i: i for i in items}
-
-    def find(self, x: int) -> int:
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:
-            self.parent[x], x = root, self.parent[x]
-        return root
-
-    def union(self, a: int, b: int) -> bool:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return False
-        self.parent[max(ra, rb)] = min(ra, rb)
-        return True
+@dataclass(frozen=True)
+class Change:
+    kind: str  # "merge" or "split"
+    person_id: str
+    other_person_id: str
+    records: int
 
 
 def permitted_pairs(session: Session, today: dt.date) -> tuple[set[str], set[frozenset[str]]]:
@@ -104,126 +89,210 @@ def permitted_pairs(session: Session, today: dt.date) -> tuple[set[str], set[fro
     return set(in_force), pairs
 
 
-def _rule_keys(fam: Families, rule: tuple[str, ...]) -> list[tuple[str, ...]]:
-    sets = [sorted(fam.get(f, ())) for f in rule]
-    if any(not s for s in sets):
-        return []
-    return list(itertools.product(*sets))
+def person_id(members: Iterable[str], salt: int = 0) -> str:
+    """A pseudonymous id: a digest of the cluster's smallest (already keyed) record key (and a
+    counter, in the rare case that digest is already taken)."""
+    seed = min(members) + (f"#{salt}" if salt else "")
+    return "p" + hashlib.sha256(seed.encode()).hexdigest()[:23]
 
 
-def cluster(
-    families: dict[int, Families],
-    dataset_of: dict[int, str],
-    pairs: set[frozenset[str]],
-) -> tuple[UnionFind, int]:
-    """Union records that agree on any rule, comparing only within a dataset or across a
-    permitted pair. Returns the union-find and the number of links that merged clusters."""
-    uf = UnionFind(families)
-    links = 0
+def assign_person_ids(
+    clusters: Sequence[Sequence[int]],
+    previous: dict[int, str],
+    key_of: Callable[[int], str],
+) -> tuple[list[str], list[Change]]:
+    """A person id per cluster, keeping old ids stable.
 
-    def join_group(members: list[int]) -> None:
-        nonlocal links
-        by_ds: dict[str, list[int]] = defaultdict(list)
-        for m in members:
-            by_ds[dataset_of[m]].append(m)
-        for recs in by_ds.values():
-            for other in recs[1:]:
-                links += uf.union(recs[0], other)
-        for a, b in itertools.combinations(sorted(by_ds), 2):
-            if frozenset((a, b)) in pairs:
-                links += uf.union(by_ds[a][0], by_ds[b][0])
-
-    for rule in RULES:
-        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
-        for rid, fam in families.items():
-            for key in _rule_keys(fam, rule):
-                groups[key].append(rid)
-        for members in groups.values():
-            if len(members) > 1:
-                join_group(members)
-
-    groups = defaultdict(list)
-    for rid, fam in families.items():
-        for key in _rule_keys(fam, NO_DOB_RULE):
-            groups[key].append(rid)
-    for members in groups.values():
-        if len(members) < 2 or all("dob" in families[m] for m in members):
+    ``clusters`` lists record ids; ``previous`` is each record's person id before this run.
+    An old id goes to the cluster holding most of its records (ties: the cluster with the
+    smallest record key); a cluster heir to several old ids keeps the one covering most of its
+    records and the others are *merged* into it; a cluster heir to none gets a fresh id, and
+    each old id it took records from is *split*."""
+    order = sorted(range(len(clusters)), key=lambda i: min(key_of(r) for r in clusters[i]))
+    held: list[Counter[str]] = [Counter() for _ in clusters]
+    for i, members in enumerate(clusters):
+        held[i].update(previous[r] for r in members if r in previous)
+    heir: dict[str, int] = {}
+    for i in order:  # visiting in key order makes the earlier cluster win a tie
+        for old, n in held[i].items():
+            best = heir.get(old)
+            if best is None or n > held[best][old]:
+                heir[old] = i
+    ids: list[str] = [""] * len(clusters)
+    changes: list[Change] = []
+    taken = set(previous.values())
+    for i in order:
+        inherited = sorted(
+            (old for old in held[i] if heir[old] == i), key=lambda o: (-held[i][o], o)
+        )
+        if inherited:
+            ids[i] = inherited[0]
+            changes += [Change("merge", ids[i], o, held[i][o]) for o in inherited[1:]]
             continue
-        dated = {uf.find(m) for m in members if "dob" in families[m]}
-        if len(dated) <= 1:
-            join_group(members)
-    return uf, links
+        keys = [key_of(r) for r in clusters[i]]
+        salt = 0
+        while (candidate := person_id(keys, salt)) in taken:
+            salt += 1
+        ids[i] = candidate
+        taken.add(candidate)
+        changes += [Change("split", old, candidate, n) for old, n in sorted(held[i].items())]
+    return ids, changes
 
 
-def person_id(members: Iterable[str]) -> str:
-    """A stable pseudonymous id: a digest of the cluster's smallest (already keyed) record key."""
-    return "p" + hashlib.sha256(min(members).encode()).hexdigest()[:23]
+def _load(session: Session) -> pd.DataFrame:
+    columns = [getattr(Record, c) for c in TOKEN_COLUMNS]
+    query = select(
+        Record.id.label("unique_id"),
+        Record.dataset_id.label("source_dataset"),
+        Record.record_key,
+        Record.no_linkage,
+        Record.aggregate_only,
+        PersonLink.person_id,
+        *columns,
+    ).join(PersonLink, PersonLink.record_id == Record.id, isouter=True)
+    rows = session.execute(query).all()
+    frame = pd.DataFrame.from_records(
+        rows,
+        columns=[
+            "unique_id",
+            "source_dataset",
+            "record_key",
+            "no_linkage",
+            "aggregate_only",
+            "person_id",
+            *TOKEN_COLUMNS,
+        ],
+    )
+    for c in TOKEN_COLUMNS:
+        frame[c] = frame[c].astype("Int64")
+    return frame
 
 
-def run_linkage(session: Session, event_actor: str, today: dt.date | None = None) -> LinkageSummary:
-    """Recompute person ids for every stored record. Caller commits."""
-    started = utcnow()
+def run_linkage(
+    session: Session,
+    event_actor: str,
+    today: dt.date | None = None,
+    settings: EngineSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LinkageSummary:
+    """Link every stored record into person ids (see the module docstring). Caller commits."""
+    clock = time.perf_counter()
+    settings = settings or EngineSettings()
     today = today or dt.date.today()
     in_force, pairs = permitted_pairs(session, today)
-    run = LinkageRun(status="running", method=METHOD, params={"rules": [list(r) for r in RULES]})
+    run = LinkageRun(status="running", method=engine.METHOD, params={})
     session.add(run)
     session.flush()
 
-    columns = [getattr(Record, c) for c in TOKEN_COLUMNS]
-    records = session.execute(
-        select(
-            Record.id,
-            Record.dataset_id,
-            Record.record_key,
-            Record.no_linkage,
-            Record.aggregate_only,
-            *columns,
-        )
-    ).all()
-    dataset_of = {r.id: r.dataset_id for r in records}
-    key_of = {r.id: f"{r.dataset_id}|{r.record_key}" for r in records}
-    families: dict[int, Families] = {}
-    for r in records:
-        if r.dataset_id not in in_force or r.no_linkage or r.aggregate_only:
-            continue
-        fam = families[r.id] = {}
-        for column, token in zip(TOKEN_COLUMNS, r[5:], strict=True):
-            if token is not None:
-                fam.setdefault(TOKEN_COLUMNS[column], set()).add(str(token))
-    uf, links = cluster(families, dataset_of, pairs)
+    frame = _load(session)
+    linkable = (
+        frame["source_dataset"].isin(in_force)
+        & ~frame["no_linkage"].astype(bool)
+        & ~frame["aggregate_only"].astype(bool)
+    ).to_numpy()
+    result = engine.link(frame[linkable], pairs, settings, progress)
 
-    members: dict[int, list[str]] = defaultdict(list)
-    for rid in families:
-        members[uf.find(rid)].append(key_of[rid])
-    pid_of_root = {root: person_id(keys) for root, keys in members.items()}
-    session.execute(delete(PersonLink))
-    rows = [
-        {
-            "record_id": r.id,
-            "person_id": pid_of_root[uf.find(r.id)]
-            if r.id in families
-            else person_id([key_of[r.id]]),
-            "run_id": run.id,
-        }
-        for r in records
-    ]
-    for start in range(0, len(rows), 10_000):
-        session.execute(insert(PersonLink), rows[start : start + 10_000])
-    persons = len(members) + (len(records) - len(families))
-    run.status, run.records, run.persons, run.links = "finished", len(records), persons, links
+    ids = frame["unique_id"].to_numpy(dtype=np.int64)
+    # Linkable records by engine cluster; every other record is a cluster of its own.
+    groups: dict[int, list[int]] = defaultdict(list)
+    for rid, label in zip(result.record_ids.tolist(), result.cluster.tolist(), strict=True):
+        groups[label].append(rid)
+    clusters: list[list[int]] = list(groups.values())
+    clusters += [[int(rid)] for rid in ids[~linkable]]
+    key_of_id = dict(
+        zip(
+            ids.tolist(),
+            (frame["source_dataset"] + "|" + frame["record_key"]).tolist(),
+            strict=True,
+        )
+    )
+    previous = {
+        int(r): p for r, p in zip(ids, frame["person_id"], strict=True) if isinstance(p, str)
+    }
+    person_ids, changes = assign_person_ids(clusters, previous, key_of_id.__getitem__)
+    new_of = {
+        rid: pid for members, pid in zip(clusters, person_ids, strict=True) for rid in members
+    }
+    changed = _write_links(session, run.id, new_of, previous)
+    session.add_all(
+        LinkageChange(
+            run_id=run.id,
+            kind=c.kind,
+            person_id=c.person_id,
+            other_person_id=c.other_person_id,
+            records=c.records,
+        )
+        for c in changes
+    )
+
+    links = int((result.pairs["match_probability"] >= settings.threshold).sum())
+    run.status, run.records, run.persons, run.links = "finished", len(frame), len(clusters), links
+    run.params = _run_params(settings, result, frame[linkable], changes, changed)
     run.finished_at = utcnow()
     summary = LinkageSummary(
         run_id=run.id,
-        method=METHOD,
-        records=len(records),
-        linkable_records=len(families),
-        persons=persons,
+        method=engine.METHOD,
+        records=len(frame),
+        linkable_records=int(linkable.sum()),
+        persons=len(clusters),
         links=links,
+        threshold=settings.threshold,
+        trained=result.trained,
+        merges=sum(c.kind == "merge" for c in changes),
+        splits=sum(c.kind == "split" for c in changes),
+        ids_changed=changed,
         dataset_pairs=sorted(sorted(p) for p in pairs),
-        seconds=round((run.finished_at - started).total_seconds(), 3),
+        seconds=round(time.perf_counter() - clock, 3),
     )
     audit.append(
         session,
         audit.Event(event_actor, "linkage.run", f"linkage_run:{run.id}", summary.to_dict()),
     )
     return summary
+
+
+def _write_links(
+    session: Session, run_id: int, new_of: dict[int, str], previous: dict[int, str]
+) -> int:
+    """Insert the links of new records and update those whose person id changed; returns how
+    many records already linked changed person id."""
+    fresh = [
+        {"record_id": r, "person_id": p, "run_id": run_id}
+        for r, p in new_of.items()
+        if r not in previous
+    ]
+    moved = [
+        {"record_id": r, "person_id": p, "run_id": run_id}
+        for r, p in new_of.items()
+        if r in previous and previous[r] != p
+    ]
+    for start in range(0, len(fresh), WRITE_BATCH):
+        session.execute(insert(PersonLink), fresh[start : start + WRITE_BATCH])
+    for start in range(0, len(moved), WRITE_BATCH):
+        session.execute(update(PersonLink), moved[start : start + WRITE_BATCH])
+    return len(moved)
+
+
+def _run_params(
+    settings: EngineSettings,
+    result: engine.LinkResult,
+    linkable: pd.DataFrame,
+    changes: list[Change],
+    changed: int,
+) -> dict[str, object]:
+    """What a run records for its report: settings, model, score distribution, estimates."""
+    return {
+        "engine": asdict(settings),
+        "blocking_rules": [list(r) for r in engine.BLOCKING_RULES],
+        "trained": result.trained,
+        "model": result.model,
+        "scored_pairs": result.blocked_pairs,
+        "kept_pairs": len(result.pairs),
+        "timings": result.timings,
+        "histogram": engine.histogram(result.pairs["match_weight"]),
+        "estimates": engine.estimated_quality(result.pairs["match_probability"]),
+        "datasets": sorted(linkable["source_dataset"].unique().tolist()),
+        "merges": sum(c.kind == "merge" for c in changes),
+        "splits": sum(c.kind == "split" for c in changes),
+        "ids_changed": changed,
+    }

@@ -2,88 +2,231 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
+import random
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from factories import load_examples, make_actor
 from hub.auth.policies import Role
 from hub.context import Hub
-from hub.db.models import PersonLink, Record
+from hub.db.models import AuditEvent, LinkageChange, LinkageRun, PersonLink, Record
 from hub.ingest.service import upload_extract
+from hub.linkage import engine
 from hub.linkage.evaluate import evaluate
-from hub.linkage.service import RULES, cluster, permitted_pairs, run_linkage
+from hub.linkage.service import assign_person_ids, permitted_pairs, run_linkage
+from hub.pseudonymize import TOKEN_COLUMNS
 from hub.synth import generate
 
-
-def make_families(**fams: str) -> dict[str, set[str]]:
-    return {k: set(v.split("|")) for k, v in fams.items()}
+# --- the engine, on token frames --------------------------------------------------------------
 
 
-def test_records_agreeing_on_one_rule_are_linked_and_others_are_not() -> None:
-    families = {
-        1: make_families(fn="A", ln="B", dob="1", sex="M"),
-        2: make_families(fn="A", ln="B", dob="1"),  # same person, other agency
-        3: make_families(fn="A", ln="C", dob="2", sex="M"),  # someone else
-    }
-    uf, links = cluster(families, {1: "x", 2: "y", 3: "y"}, {frozenset(("x", "y"))})
-    assert uf.find(1) == uf.find(2) != uf.find(3)
-    assert links == 1
+def token_people(n: int, seed: int) -> list[dict[str, int | None]]:
+    """``n`` people as token rows; first names and surnames from small pools, so namesakes
+    occur as they do in a city."""
+    rng = random.Random(seed)
+    people = []
+    for i in range(n):
+        fn = rng.randrange(60)
+        ln = rng.randrange(200)
+        year, month, day = rng.randrange(1950, 2010), rng.randrange(1, 13), rng.randrange(1, 29)
+        people.append(
+            {
+                "t_fn": 1000 + fn,
+                "t_fn2": None,
+                "t_fi": 3000 + fn % 20,
+                "t_fsx": 4000 + fn % 45,
+                "t_mn": None,
+                "t_ln": 5000 + ln,
+                "t_ln2": None,
+                "t_ln3": None,
+                "t_lsx": 6000 + ln % 150,
+                "t_dob": year * 10_000 + month * 100 + day,
+                "t_dob2": (year * 10_000 + day * 100 + month) if day <= 12 else None,
+                "t_by": year,
+                "t_md": 7000 + month * 100 + day,
+                "t_md2": None,
+                "t_sex": 8000 + i % 2,
+                "t_zip3": None,
+            }
+        )
+    return people
 
 
-def test_datasets_whose_agreements_do_not_both_permit_are_never_compared() -> None:
-    families = {
-        1: make_families(fn="A", ln="B", dob="1"),
-        2: make_families(fn="A", ln="B", dob="1"),
-    }
-    uf, _ = cluster(families, {1: "x", 2: "y"}, pairs=set())
-    assert uf.find(1) != uf.find(2)
+def token_frame(rows: list[tuple[str, dict[str, int | None]]]) -> pd.DataFrame:
+    frame = pd.DataFrame([tokens for _, tokens in rows], columns=list(TOKEN_COLUMNS))
+    frame = frame.astype("Int64")
+    frame.insert(0, "source_dataset", [ds for ds, _ in rows])
+    frame.insert(0, "unique_id", np.arange(1, len(rows) + 1))
+    return frame
 
 
-def test_a_record_without_birth_date_joins_only_an_unambiguous_name_group() -> None:
-    families = {
-        1: make_families(fn="A", ln="B", dob="1", by="1990"),
-        2: make_families(fn="A", ln="B"),  # no birth date
-        3: make_families(fn="A", ln="B", dob="2", by="1970"),  # same name, different person
-    }
-    uf, _ = cluster(families, dict.fromkeys(families, "x"), set())
-    assert uf.find(2) not in (uf.find(1), uf.find(3))
-    del families[3]
-    uf, _ = cluster(families, dict.fromkeys(families, "x"), set())
-    assert uf.find(1) == uf.find(2)
+@pytest.fixture(scope="module")
+def two_agencies() -> pd.DataFrame:
+    """400 people at agency ``a``; the first 300 also at ``b``, where person 0 goes by a
+    nickname, person 1's first name has a typo (same Soundex and initial) and person 2's birth
+    date has day and month swapped; person 3 has no birth date at ``b``."""
+    people = token_people(400, seed=3)
+    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in people]
+    for i, p in enumerate(people[:300]):
+        q = dict(p)
+        if i == 0:
+            q["t_fn"], q["t_fn2"] = 99_000, p["t_fn"]  # "Bill", with William's group token
+        elif i == 1:
+            q["t_fn"] = 99_001
+        elif i == 2:
+            q["t_dob"], q["t_dob2"] = p["t_dob2"] or 19_901_203, p["t_dob"]
+        elif i == 3:
+            q["t_dob"] = q["t_dob2"] = q["t_by"] = q["t_md"] = None
+        rows.append(("b", q))
+    return token_frame(rows)
 
 
-def test_every_rule_names_token_families_that_ingest_produces() -> None:
-    produced = {"fn", "fi", "fsx", "ln", "lsx", "dob", "by", "md", "sex", "zip3", "mn"}
-    assert all(set(rule) <= produced for rule in RULES)
+def same_person(result: engine.LinkResult, a: int, b: int) -> bool:
+    label = dict(zip(result.record_ids.tolist(), result.cluster.tolist(), strict=True))
+    return label[a] == label[b]
 
 
-def upload_all(hub: Hub, extracts: Path) -> None:
-    load_examples(hub)
-    actors = {
-        p: make_actor(hub, f"steward-{p.split(':')[1]}", Role.steward, p)
-        for p in ("org:police", "org:hospital", "org:cvi", "org:referral_network")
-    }
-    plan = {
-        "police_victimizations": ("dsa-police-victimizations", "org:police"),
-        "ed_injury_visits": ("dsa-hospital-ed-injury", "org:hospital"),
-        "cvi_participants": ("dsa-cvi-participants", "org:cvi"),
-        "referrals": ("dsa-referrals", "org:referral_network"),
-    }
-    for ds, (agreement, party) in plan.items():
-        content = (extracts / f"{ds}.csv").read_bytes()
-        hub.transact(
-            lambda s, ds=ds, agreement=agreement, party=party, content=content: upload_extract(
+def test_the_engine_links_nicknames_typos_and_swapped_dates_across_agencies(
+    two_agencies: pd.DataFrame,
+) -> None:
+    result = engine.link(two_agencies, {frozenset("ab")})
+    # Record ids: person i is i + 1 at a and 401 + i at b.
+    for i in (0, 1, 2, 3):
+        assert same_person(result, i + 1, 401 + i), i
+    linked = sum(same_person(result, i + 1, 401 + i) for i in range(300))
+    assert linked >= 295
+    # People only at a (ids 301-400) stay apart from everyone else at b.
+    label = dict(zip(result.record_ids.tolist(), result.cluster.tolist(), strict=True))
+    b_labels = {label[401 + i] for i in range(300)}
+    wrongly_joined = sum(label[i + 1] in b_labels for i in range(300, 400))
+    assert wrongly_joined <= 2
+    assert result.trained == "priors"  # 700 records: too few for EM
+
+
+def test_datasets_not_permitted_together_are_never_linked(two_agencies: pd.DataFrame) -> None:
+    result = engine.link(two_agencies, permitted=set())
+    assert not any(same_person(result, i + 1, 401 + i) for i in range(300))
+
+
+def test_the_engine_trains_m_by_em_and_records_the_model(two_agencies: pd.DataFrame) -> None:
+    settings = engine.EngineSettings(min_records_to_train=100)
+    result = engine.link(two_agencies, {frozenset("ab")}, settings)
+    assert result.trained == "em"
+    names = [c["output_column_name"] for c in result.model["comparisons"]]
+    # Comparisons on columns no record has are left out.
+    assert names == ["first_name", "surname", "birth_date", "sex"]
+    birth = result.model["comparisons"][2]["comparison_levels"]
+    exact = next(lv for lv in birth if lv.get("label_for_charts") == "Exact match on t_dob")
+    assert exact["m_probability"] > 0.8 and exact["u_probability"] < 0.01
+    assert sum(same_person(result, i + 1, 401 + i) for i in range(300)) >= 295
+
+
+def test_fewer_than_two_records_need_no_model() -> None:
+    frame = token_frame([("a", token_people(1, seed=1)[0])])
+    result = engine.link(frame, set())
+    assert result.cluster.tolist() == [0] and result.blocked_pairs == 0
+
+
+def test_a_few_distinct_people_are_kept_apart_without_a_model_to_learn_from() -> None:
+    # No two records agree exactly, so the share of matches estimates at zero.
+    frame = token_frame([("a", p) for p in token_people(30, seed=2)])
+    result = engine.link(frame, set())
+    assert len(set(result.cluster.tolist())) == 30
+
+
+def test_records_with_neither_names_nor_birth_dates_stay_apart() -> None:
+    people = token_people(5, seed=4)
+    for p in people:
+        p.update(dict.fromkeys(p, None) | {"t_sex": 8000})
+    result = engine.link(token_frame([("a", p) for p in people * 2]), set())
+    assert len(set(result.cluster.tolist())) == 10 and result.trained == "none"
+
+
+def test_estimated_quality_reads_the_probabilities_as_expected_matches() -> None:
+    (at_half,) = engine.estimated_quality([1.0, 0.9, 0.6, 0.1], thresholds=[0.5])
+    assert at_half["pairs"] == 3
+    assert at_half["precision"] == pytest.approx(2.5 / 3, abs=1e-4)
+    assert at_half["recall"] == pytest.approx(2.5 / 2.6, abs=1e-4)
+
+
+# --- stable person ids ------------------------------------------------------------------------
+
+
+def key(rid: int) -> str:
+    return f"k{rid:04d}"
+
+
+def test_unchanged_clusters_keep_their_ids_and_new_records_join_them() -> None:
+    previous = {1: "p-a", 2: "p-a", 3: "p-b"}
+    ids, changes = assign_person_ids([[1, 2, 4], [3]], previous, key)
+    assert ids == ["p-a", "p-b"] and changes == []
+
+
+def test_a_merge_keeps_the_larger_id_and_is_recorded() -> None:
+    previous = {1: "p-a", 2: "p-a", 3: "p-b"}
+    ids, changes = assign_person_ids([[1, 2, 3]], previous, key)
+    assert ids == ["p-a"]
+    assert [(c.kind, c.person_id, c.other_person_id, c.records) for c in changes] == [
+        ("merge", "p-a", "p-b", 1)
+    ]
+
+
+def test_a_split_gives_the_smaller_part_a_new_id_and_is_recorded() -> None:
+    previous = {1: "p-a", 2: "p-a", 3: "p-a"}
+    ids, changes = assign_person_ids([[1, 2], [3]], previous, key)
+    assert ids[0] == "p-a" and ids[1] not in ("p-a", "")
+    assert [(c.kind, c.person_id, c.other_person_id, c.records) for c in changes] == [
+        ("split", "p-a", ids[1], 1)
+    ]
+
+
+def test_a_fresh_id_never_reuses_one_already_held() -> None:
+    from hub.linkage.service import person_id
+
+    taken = person_id([key(3)])
+    ids, _ = assign_person_ids([[1], [3]], {1: taken}, key)
+    assert ids[0] == taken and ids[1] != taken
+
+
+PLAN = {
+    "police_victimizations": ("dsa-police-victimizations", "org:police", "incident_datetime"),
+    "ed_injury_visits": ("dsa-hospital-ed-injury", "org:hospital", "arrival_datetime"),
+    "cvi_participants": ("dsa-cvi-participants", "org:cvi", "enrollment_date"),
+    "referrals": ("dsa-referrals", "org:referral_network", "referral_date"),
+}
+
+
+def upload_all(
+    hub: Hub, extracts: Path, keep: tuple[str, str] = ("0000", "9999"), load: bool = True
+) -> None:
+    """Upload each agency's extract, only the rows dated in ``[keep[0], keep[1])``."""
+    if load:
+        load_examples(hub)
+    for ds, (agreement, party, date_column) in PLAN.items():
+        with (extracts / f"{ds}.csv").open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = [r for r in reader if keep[0] <= r[date_column][:10] < keep[1]]
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [])
+            writer.writeheader()
+            writer.writerows(rows)
+        steward = make_actor(hub, f"steward-{party.split(':')[1]}-{keep[0]}", Role.steward, party)
+        content = out.getvalue().encode()
+        with hub.session() as s:
+            upload_extract(
                 s,
                 hub.keys,
-                actors[party],
+                steward,
                 agreement_id=agreement,
                 dataset_id=ds,
                 content=content,
                 today=hub.today(),
             )
-        )
 
 
 @pytest.fixture
@@ -150,3 +293,50 @@ def test_evaluation_refuses_a_truth_file_without_the_needed_columns(
 
     with linked_hub.session() as s, pytest.raises(InvalidRequest, match="lacks column"):
         evaluate(s, linked_hub.keys, bad)
+
+
+def test_a_second_month_links_to_the_first_and_first_month_ids_change_only_as_logged(
+    hub: Hub, tmp_path: Path
+) -> None:
+    generate(tmp_path / "x", people=300, seed=11)
+    cutoff = "2026-09-01"
+    upload_all(hub, tmp_path / "x", keep=("0000", cutoff))
+    hub.transact(lambda s: run_linkage(s, "test", hub.today()))
+    with hub.session() as s:
+        first = dict(s.execute(select(PersonLink.record_id, PersonLink.person_id)).all())
+    upload_all(hub, tmp_path / "x", keep=(cutoff, "9999"), load=False)
+    second = hub.transact(lambda s: run_linkage(s, "test", hub.today()))
+    with hub.session() as s:
+        now = dict(s.execute(select(PersonLink.record_id, PersonLink.person_id)).all())
+        changes = s.scalars(select(LinkageChange).where(LinkageChange.run_id == second.run_id))
+        logged = {(c.kind, c.person_id, c.other_person_id) for c in changes}
+        new_records = set(now) - set(first)
+        joined = {now[r] for r in new_records} & set(first.values())
+    assert new_records, "the second month added records"
+    assert joined, "second-month records joined people known from the first month"
+    for record, old in first.items():
+        new = now[record]
+        assert new == old or ("merge", new, old) in logged or ("split", old, new) in logged, record
+    assert second.merges + second.splits == len(logged)
+    # Most first-month people are untouched by a month of new data.
+    assert sum(now[r] == old for r, old in first.items()) >= 0.97 * len(first)
+
+
+def test_each_run_records_its_model_and_report_figures_and_is_audited(linked_hub: Hub) -> None:
+    with linked_hub.session() as s:
+        run = s.scalars(select(LinkageRun).order_by(LinkageRun.id.desc())).first()
+        audited = s.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "linkage.run")
+        )
+    assert run is not None and run.status == "finished" and run.method == engine.METHOD
+    params = run.params
+    assert params["engine"]["threshold"] == engine.EngineSettings().threshold
+    assert [c["output_column_name"] for c in params["model"]["comparisons"]][:3] == [
+        "first_name",
+        "surname",
+        "birth_date",
+    ]
+    assert sum(b["pairs"] for b in params["histogram"]) == params["kept_pairs"] > 0
+    assert {e["threshold"] for e in params["estimates"]} >= {0.8}
+    assert set(params["timings"]) >= {"u", "m", "predict", "cluster"}
+    assert audited == 1
