@@ -25,7 +25,7 @@ from hub.context import Hub, build_hub
 from hub.errors import HubError
 from hub.ingest.service import Receipt, upload_extract
 from hub.linkage.evaluate import evaluate
-from hub.linkage.service import run_linkage
+from hub.linkage.service import engine_settings, run_linkage
 from hub.releases.service import ReleaseRequest, request_release
 from hub.releases.views import release_view, write_dashboard
 from hub.settings import Settings
@@ -144,10 +144,11 @@ def _flow(
             )
 
     with hub.session() as s:
-        linkage = run_linkage(s, actors["admin"].label, DEMO_TODAY)
+        linkage = run_linkage(s, actors["admin"].label, DEMO_TODAY, engine_settings(hub.settings))
     say(
         f"4. linkage: {linkage.records} records -> {linkage.persons} people "
-        f"({linkage.method}, {linkage.seconds}s)"
+        f"({linkage.method}, model {linkage.trained}, threshold {linkage.threshold}, "
+        f"{linkage.seconds}s)"
     )
     with hub.session() as s:
         quality = evaluate(s, hub.keys, truth)

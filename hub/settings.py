@@ -6,6 +6,8 @@
                        default ``<data_dir>/keys/hub.key``.
 ``HUB_ENVIRONMENT``    ``development`` (creates a key file if none) or ``production`` (refuses to
                        start without one).
+``HUB_LINKAGE_MEMORY_LIMIT``   the linkage engine's memory cap (DuckDB spills to disk beyond it).
+``HUB_LINKAGE_CHUNK_RECORDS``  linkage scores pairs in chunks of this many records a side.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         default=2 * 1024**3, description="Uploads larger than this are refused before reading"
+    )
+
+    linkage_memory_limit: str = Field(
+        default="5GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="Linkage memory cap"
+    )
+    linkage_chunk_records: int = Field(
+        default=500_000, ge=1_000, description="Records a side per linkage scoring chunk"
     )
 
     @property

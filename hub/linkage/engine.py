@@ -32,6 +32,7 @@ at :attr:`EngineSettings.threshold`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -124,6 +125,8 @@ class EngineSettings:
     min_records_to_train: int = 2_000
     #: DuckDB's memory cap; it spills to disk beyond it rather than failing.
     memory_limit: str = "5GB"
+    #: Pairs are scored in chunks of at most this many records a side (n x n chunks).
+    chunk_records: int = 500_000
     threads: int = 2
     seed: int = 42
 
@@ -137,6 +140,9 @@ class LinkResult:
     pairs: pd.DataFrame
     model: dict[str, Any]
     trained: str
+    #: Pairs the blocking rules generated that scored a match probability of 1% or more (the
+    #: rest are dropped as they are scored, so they never use memory); before the filter to
+    #: permitted dataset pairs.
     blocked_pairs: int
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -323,13 +329,9 @@ def link(
             _floored(comparison["comparison_levels"])
         lap("m")
         linker = Linker(table, model, log_level=logging.ERROR)
-        predictions = linker.inference.predict(threshold_match_probability=0.01)
-        lap("predict")
-        pairs = con.sql(
-            "SELECT unique_id_l, unique_id_r, match_weight, match_probability "
-            f"FROM {predictions.physical_name}"
-        ).df()
+        pairs = _predict(linker, con, len(frame), settings, say)
         blocked = len(pairs)
+        lap("predict")
     finally:
         con.close()
 
@@ -346,6 +348,30 @@ def link(
     cluster = _components(ids, pairs, settings.threshold)
     lap("cluster")
     return LinkResult(ids, cluster, pairs, model, trained, blocked, timings)
+
+
+def _predict(
+    linker: Any, con: Any, records: int, settings: EngineSettings, say: Callable[[str], None]
+) -> pd.DataFrame:
+    """Score the blocked pairs, in ``n`` x ``n`` chunks of at most
+    :attr:`EngineSettings.chunk_records` records a side, so the pairs held at once stay bounded;
+    only pairs with a match probability of at least 1% are kept."""
+    n = max(1, math.ceil(records / settings.chunk_records))
+    parts = []
+    for i, (left, right) in enumerate(itertools.product(range(1, n + 1), repeat=2), start=1):
+        scored = linker.inference.predict_chunk(
+            left_chunk=(left, n), right_chunk=(right, n), threshold_match_probability=0.01
+        )
+        parts.append(
+            con.sql(
+                "SELECT unique_id_l, unique_id_r, match_weight, match_probability "
+                f"FROM {scored.physical_name}"
+            ).df()
+        )
+        scored.drop_table_from_database_and_remove_from_cache()
+        if n > 1:
+            say(f"scored chunk {i} of {n * n}")
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _no_pairs() -> pd.DataFrame:

@@ -38,6 +38,7 @@ from hub.errors import AgreementRefused
 from hub.linkage import engine
 from hub.linkage.engine import EngineSettings
 from hub.pseudonymize import TOKEN_COLUMNS
+from hub.settings import Settings
 
 WRITE_BATCH = 10_000
 
@@ -87,6 +88,14 @@ def permitted_pairs(session: Session, today: dt.date) -> tuple[set[str], set[fro
         if pa and pb and b in wa and a in wb:
             pairs.add(frozenset((a, b)))
     return set(in_force), pairs
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    """The engine settings the hub's configuration asks for (memory cap, chunk size)."""
+    return EngineSettings(
+        memory_limit=settings.linkage_memory_limit,
+        chunk_records=settings.linkage_chunk_records,
+    )
 
 
 def person_id(members: Iterable[str], salt: int = 0) -> str:

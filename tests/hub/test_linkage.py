@@ -126,6 +126,25 @@ def test_the_engine_trains_m_by_em_and_records_the_model(two_agencies: pd.DataFr
     assert sum(same_person(result, i + 1, 401 + i) for i in range(300)) >= 295
 
 
+def test_scoring_in_chunks_bounds_memory_and_changes_nothing(two_agencies: pd.DataFrame) -> None:
+    whole = engine.link(two_agencies, {frozenset("ab")})
+    said: list[str] = []
+    chunked = engine.link(
+        two_agencies, {frozenset("ab")}, engine.EngineSettings(chunk_records=300), said.append
+    )
+    assert "scored chunk 9 of 9" in said
+
+    def pairs(result: engine.LinkResult) -> set[tuple[int, int, float]]:
+        return {
+            (a, b, round(p, 9))
+            for a, b, p in result.pairs[
+                ["unique_id_l", "unique_id_r", "match_probability"]
+            ].itertuples(index=False)
+        }
+
+    assert pairs(chunked) == pairs(whole) and len(pairs(whole)) >= 300
+
+
 def test_fewer_than_two_records_need_no_model() -> None:
     frame = token_frame([("a", token_people(1, seed=1)[0])])
     result = engine.link(frame, set())
