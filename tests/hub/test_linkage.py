@@ -145,6 +145,24 @@ def test_scoring_in_chunks_bounds_memory_and_changes_nothing(two_agencies: pd.Da
     assert pairs(chunked) == pairs(whole) and len(pairs(whole)) >= 300
 
 
+def scored(*pairs: tuple[int, int, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(a, b, 0.0, p) for a, b, p in pairs],
+        columns=["unique_id_l", "unique_id_r", "match_weight", "match_probability"],
+    )
+
+
+def test_a_record_without_birth_date_cannot_bridge_two_people() -> None:
+    ids = np.array([1, 2, 3, 4])
+    dated = np.array([True, True, False, False])
+    # 3 matches John Smith born 1980 (1) and John Smith born 1990 (2) on name alone.
+    labels = engine._components(ids, scored((1, 3, 0.9), (2, 3, 0.9), (3, 4, 0.9)), 0.5, dated)
+    assert len({labels[0], labels[1], labels[2]}) == 3 and labels[3] != labels[0]
+    # Matching one of them only, it joins that one, and so does 4 through it.
+    labels = engine._components(ids, scored((1, 3, 0.9), (3, 4, 0.9), (2, 4, 0.4)), 0.5, dated)
+    assert labels[0] == labels[2] == labels[3] != labels[1]
+
+
 def test_fewer_than_two_records_need_no_model() -> None:
     frame = token_frame([("a", token_people(1, seed=1)[0])])
     result = engine.link(frame, set())
