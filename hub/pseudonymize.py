@@ -24,6 +24,9 @@ family      columns: tokens (before hashing)                        catches
 ``md``      ``t_md``/``t_md2`` month and day (and their swap)       birth-year typos
 ``sex``     ``t_sex`` M / F / X
 ``zip3``    ``t_zip3`` first three ZIP digits
+``sw``      ``t_sw`` the first name's joined words, hashed in the   first name and surname
+            ``ln`` domain (:data:`HASH_DOMAIN`), so it equals the   swapped
+            ``t_ln`` of a record that holds the names swapped
 ==========  =====================================================  ==========================
 
 The stored value of a ``keyed_hash`` field that is the record key is the record key's own
@@ -176,7 +179,11 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_md2": "md",
     "t_sex": "sex",
     "t_zip3": "zip3",
+    "t_sw": "sw",  # the first name keyed as a surname: compared crosswise with t_ln
 }
+
+#: Columns hashed in another family's domain, so that they can be compared across families.
+HASH_DOMAIN: dict[str, str] = {"t_sw": "ln"}
 
 
 def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
@@ -189,7 +196,12 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
         if role == LinkRole.middle_name:
             return {"t_mn": words[0]}
         first = words[0]
-        out = {"t_fn": first, "t_fi": first[0], "t_fsx": jellyfish.soundex(first)}
+        out = {
+            "t_fn": first,
+            "t_fi": first[0],
+            "t_fsx": jellyfish.soundex(first),
+            "t_sw": "".join(words),
+        }
         group = nickname_groups().get(first)
         if group is not None and group != first:
             out["t_fn2"] = group
@@ -369,7 +381,7 @@ class Pseudonymizer:
             else:
                 variants = [linkage_columns(role, u) for u in uniques]
             for column in {c for v in variants for c in v}:
-                family = TOKEN_COLUMNS[column]
+                family = HASH_DOMAIN.get(column, TOKEN_COLUMNS[column])
                 found = [
                     self.link_token(family, v[column]) if column in v else None for v in variants
                 ]

@@ -168,6 +168,7 @@ class Record(Base):
     t_md2: Mapped[int | None] = mapped_column(BigInteger)
     t_sex: Mapped[int | None] = mapped_column(BigInteger)
     t_zip3: Mapped[int | None] = mapped_column(BigInteger)
+    t_sw: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LinkageRun(Base):

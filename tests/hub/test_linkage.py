@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import random
 from pathlib import Path
 
@@ -11,11 +10,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from factories import load_examples, make_actor
-from hub.auth.policies import Role
+from factories import upload_all
 from hub.context import Hub
 from hub.db.models import AuditEvent, LinkageChange, LinkageRun, PersonLink, Record
-from hub.ingest.service import upload_extract
 from hub.linkage import engine
 from hub.linkage.evaluate import evaluate
 from hub.linkage.service import assign_person_ids, permitted_pairs, run_linkage
@@ -52,6 +49,7 @@ def token_people(n: int, seed: int) -> list[dict[str, int | None]]:
                 "t_md2": None,
                 "t_sex": 8000 + i % 2,
                 "t_zip3": None,
+                "t_sw": 20_000 + fn,  # the first name keyed as a surname
             }
         )
     return people
@@ -69,7 +67,8 @@ def token_frame(rows: list[tuple[str, dict[str, int | None]]]) -> pd.DataFrame:
 def two_agencies() -> pd.DataFrame:
     """400 people at agency ``a``; the first 300 also at ``b``, where person 0 goes by a
     nickname, person 1's first name has a typo (same Soundex and initial) and person 2's birth
-    date has day and month swapped; person 3 has no birth date at ``b``."""
+    date has day and month swapped; person 3 has no birth date at ``b``; person 4's names are
+    swapped at ``b``."""
     people = token_people(400, seed=3)
     rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in people]
     for i, p in enumerate(people[:300]):
@@ -82,6 +81,9 @@ def two_agencies() -> pd.DataFrame:
             q["t_dob"], q["t_dob2"] = p["t_dob2"] or 19_901_203, p["t_dob"]
         elif i == 3:
             q["t_dob"] = q["t_dob2"] = q["t_by"] = q["t_md"] = None
+        elif i == 4:  # first name and surname swapped
+            q.update(t_fn=90_000 + int(p["t_ln"] or 0), t_fi=None, t_fsx=None, t_lsx=None)
+            q.update(t_ln=p["t_sw"], t_sw=p["t_ln"])
         rows.append(("b", q))
     return token_frame(rows)
 
@@ -96,7 +98,7 @@ def test_the_engine_links_nicknames_typos_and_swapped_dates_across_agencies(
 ) -> None:
     result = engine.link(two_agencies, {frozenset("ab")})
     # Record ids: person i is i + 1 at a and 401 + i at b.
-    for i in (0, 1, 2, 3):
+    for i in (0, 1, 2, 3, 4):
         assert same_person(result, i + 1, 401 + i), i
     linked = sum(same_person(result, i + 1, 401 + i) for i in range(300))
     assert linked >= 295
@@ -228,42 +230,6 @@ def test_a_fresh_id_never_reuses_one_already_held() -> None:
     taken = person_id([key(3)])
     ids, _ = assign_person_ids([[1], [3]], {1: taken}, key)
     assert ids[0] == taken and ids[1] != taken
-
-
-PLAN = {
-    "police_victimizations": ("dsa-police-victimizations", "org:police", "incident_datetime"),
-    "ed_injury_visits": ("dsa-hospital-ed-injury", "org:hospital", "arrival_datetime"),
-    "cvi_participants": ("dsa-cvi-participants", "org:cvi", "enrollment_date"),
-    "referrals": ("dsa-referrals", "org:referral_network", "referral_date"),
-}
-
-
-def upload_all(
-    hub: Hub, extracts: Path, keep: tuple[str, str] = ("0000", "9999"), load: bool = True
-) -> None:
-    """Upload each agency's extract, only the rows dated in ``[keep[0], keep[1])``."""
-    if load:
-        load_examples(hub)
-    for ds, (agreement, party, date_column) in PLAN.items():
-        with (extracts / f"{ds}.csv").open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            rows = [r for r in reader if keep[0] <= r[date_column][:10] < keep[1]]
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [])
-            writer.writeheader()
-            writer.writerows(rows)
-        steward = make_actor(hub, f"steward-{party.split(':')[1]}-{keep[0]}", Role.steward, party)
-        content = out.getvalue().encode()
-        with hub.session() as s:
-            upload_extract(
-                s,
-                hub.keys,
-                steward,
-                agreement_id=agreement,
-                dataset_id=ds,
-                content=content,
-                today=hub.today(),
-            )
 
 
 @pytest.fixture

@@ -69,6 +69,16 @@ def test_swapped_day_and_month_still_share_a_dob_token() -> None:
     assert a["dob"] & b["dob"]
 
 
+def test_swapped_first_name_and_surname_meet_crosswise_only() -> None:
+    p = make_pseudonymizer()
+    a = families_of(p, make_police_row(1, victim_first_name="Jamal", victim_last_name="Owens"))
+    b = families_of(p, make_police_row(2, victim_first_name="OWENS", victim_last_name="jamal"))
+    # b's surname token is a's first name keyed as a surname, and the other way round ...
+    assert a["sw"] == b["ln"] and b["sw"] == a["ln"]
+    # ... while the families proper do not agree.
+    assert not a["fn"] & b["fn"] and not a["ln"] & b["ln"]
+
+
 def test_tokens_depend_on_the_key() -> None:
     row = make_police_row(1)
     a = make_pseudonymizer(InMemoryKeyStore.generate()).tokens(dict(row))
