@@ -113,6 +113,18 @@ def test_the_engine_links_nicknames_typos_and_swapped_dates_across_agencies(
 def test_datasets_not_permitted_together_are_never_linked(two_agencies: pd.DataFrame) -> None:
     result = engine.link(two_agencies, permitted=set())
     assert not any(same_person(result, i + 1, 401 + i) for i in range(300))
+    # Not merely unlinked: no pair across the two was ever generated or scored.
+    side = dict(zip(two_agencies["unique_id"], two_agencies["source_dataset"], strict=True))
+
+    def across(result: engine.LinkResult) -> int:
+        pairs = result.pairs
+        return sum(
+            side[a] != side[b]
+            for a, b in zip(pairs["unique_id_l"], pairs["unique_id_r"], strict=True)
+        )
+
+    assert across(result) == 0
+    assert across(engine.link(two_agencies, {frozenset("ab")})) >= 295
 
 
 def test_the_engine_trains_m_by_em_and_records_the_model(two_agencies: pd.DataFrame) -> None:
