@@ -25,6 +25,7 @@ from hub.context import Hub, build_hub
 from hub.errors import HubError
 from hub.ingest.service import Receipt, upload_extract
 from hub.linkage.evaluate import evaluate
+from hub.linkage.report_page import report_html
 from hub.linkage.service import engine_settings, run_linkage
 from hub.releases.service import ReleaseRequest, request_release
 from hub.releases.views import release_view, write_dashboard
@@ -152,10 +153,12 @@ def _flow(
     )
     with hub.session() as s:
         quality = evaluate(s, hub.keys, truth)
+        report = out / "linkage.html"
+        report.write_text(report_html(s, actors["admin"], linkage.run_id), encoding="utf-8")
     say(
         f"5. linkage quality vs truth: precision {quality['precision']:.4f}, "
         f"recall {quality['recall']:.4f}, F1 {quality['f1']:.4f} "
-        f"over {quality['records_evaluated']} records"
+        f"over {quality['records_evaluated']} records; the admins' report: {report}"
     )
 
     uploaded = {r["dataset"] for r in receipts}
@@ -199,6 +202,7 @@ def _flow(
         "quality": quality,
         "releases": releases,
         "dashboard": str(index),
+        "linkage_report": str(report),
         "audit_ok": chain.ok,
         "seconds": elapsed,
     }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import csv
 import datetime as dt
+import io
 import shutil
 from collections.abc import Callable
 from functools import cache
@@ -133,6 +135,47 @@ def make_actor(hub: Hub, name: str, role: Role, party: str | None = None) -> Act
             return actor_of(ensure_admin(s))
         event = audit.Event("test", "user.create", f"user:{name}", {"role": role.value})
         return actor_of(create_user(s, name, role, party, event))
+
+
+#: The example partners' extracts that link, by dataset: agreement, party, date column.
+LINKED_EXTRACTS = {
+    "police_victimizations": ("dsa-police-victimizations", "org:police", "incident_datetime"),
+    "ed_injury_visits": ("dsa-hospital-ed-injury", "org:hospital", "arrival_datetime"),
+    "cvi_participants": ("dsa-cvi-participants", "org:cvi", "enrollment_date"),
+    "referrals": ("dsa-referrals", "org:referral_network", "referral_date"),
+}
+
+
+def upload_all(
+    hub: Hub, extracts: Path, keep: tuple[str, str] = ("0000", "9999"), load: bool = True
+) -> None:
+    """Upload each agency's extract (as :func:`hub.synth.generate` writes them to ``extracts``),
+    only the rows dated in ``[keep[0], keep[1])``; first load the example agreements if
+    ``load``."""
+    from hub.ingest.service import upload_extract  # pyarrow and friends: only when used
+
+    if load:
+        load_examples(hub)
+    for ds, (agreement, party, date_column) in LINKED_EXTRACTS.items():
+        with (extracts / f"{ds}.csv").open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = [r for r in reader if keep[0] <= r[date_column][:10] < keep[1]]
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [])
+            writer.writeheader()
+            writer.writerows(rows)
+        steward = make_actor(hub, f"steward-{party.split(':')[1]}-{keep[0]}", Role.steward, party)
+        content = out.getvalue().encode()
+        with hub.session() as s:
+            upload_extract(
+                s,
+                hub.keys,
+                steward,
+                agreement_id=agreement,
+                dataset_id=ds,
+                content=content,
+                today=hub.today(),
+            )
 
 
 POLICE_HEADER = (

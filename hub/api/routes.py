@@ -7,11 +7,14 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from hub.agreements.service import current_versions
 from hub.auth.policies import Permission, Role, check_permission
-from hub.linkage.service import run_linkage
+from hub.linkage.report import linkage_report
+from hub.linkage.report_page import report_html
+from hub.linkage.service import engine_settings, run_linkage
 from hub.releases.service import (
     ReleaseRequest,
     budget_status,
@@ -67,7 +70,35 @@ def catalogue(hub: HubDep, actor: ActorDep) -> list[dict[str, Any]]:
 def create_linkage_run(hub: HubDep, actor: ActorDep) -> dict[str, Any]:
     """Link all permitted datasets into pseudonymous person ids (admin)."""
     check_permission(actor, Permission.linkage_run)
-    return hub.transact(lambda s: run_linkage(s, actor.label, hub.today()).to_dict())
+    settings = engine_settings(hub.settings)
+    return hub.transact(lambda s: run_linkage(s, actor.label, hub.today(), settings).to_dict())
+
+
+RunId = Annotated[int, Path(description="A linkage run id, as POST /linkage/runs returns it")]
+
+
+@router.get("/linkage/runs/{run_id}", tags=["linkage"])
+def linkage_run(hub: HubDep, actor: ActorDep, run_id: RunId) -> dict[str, Any]:
+    """What a finished linkage run did (admin): method, times, counts, the threshold and why,
+    the model's own precision/recall estimates, m/u per comparison level, blocking rules, the
+    match-weight histogram, merges and splits, and link rates by agency, age band, sex and race
+    (groups under 10 records read `<10`). Counts only, no record or person id. 404 if there is
+    no such run."""
+    with hub.session() as s:
+        return linkage_report(s, actor, run_id)
+
+
+@router.get(
+    "/linkage/runs/{run_id}/report",
+    tags=["linkage"],
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "A self-contained HTML page"}},
+)
+def linkage_run_report(hub: HubDep, actor: ActorDep, run_id: RunId) -> HTMLResponse:
+    """The same as one self-contained HTML page (admin; no scripts, nothing loaded from the
+    network)."""
+    with hub.session() as s:
+        return HTMLResponse(report_html(s, actor, run_id))
 
 
 # --- releases ---------------------------------------------------------------------------------

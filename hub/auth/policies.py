@@ -27,6 +27,7 @@ class Permission(StrEnum):
     uploads_read = "uploads:read"
     linkage_run = "linkage:run"
     linkage_evaluate = "linkage:evaluate"
+    linkage_read = "linkage:read"
     releases_create = "releases:create"
     releases_read = "releases:read"
     users_manage = "users:manage"

@@ -182,13 +182,22 @@ def upload(
 @link_app.command("run")
 @handles_errors
 def link_run() -> None:
-    """Link records across permitted datasets into pseudonymous person ids (admin only)."""
+    """Link records across permitted datasets into pseudonymous person ids (admin only).
+
+    Progress (each stage and scoring chunk, with its time) goes to stderr; the summary, as
+    JSON, to stdout."""
     from hub.auth.policies import Permission, check_permission
-    from hub.linkage.service import run_linkage
+    from hub.linkage.service import engine_settings, run_linkage
+
+    def progress(message: str) -> None:
+        typer.echo(f"linkage: {message}", err=True)
 
     with acting() as (hub, actor):
         check_permission(actor, Permission.linkage_run)
-        summary = hub.transact(lambda s: run_linkage(s, actor.label, hub.today()))
+        settings = engine_settings(hub.settings)
+        summary = hub.transact(
+            lambda s: run_linkage(s, actor.label, hub.today(), settings, progress)
+        )
     emit(summary.to_dict())
 
 
@@ -208,6 +217,26 @@ def link_evaluate(
         check_permission(actor, Permission.linkage_evaluate)
         quality = evaluate(s, hub.keys, truth)
     emit(quality)
+
+
+@link_app.command("report")
+@handles_errors
+def link_report(
+    out: Annotated[Path, typer.Option(help="Where to write the HTML page")],
+    run: Annotated[
+        int | None, typer.Option("--run", help="A linkage run id (default: the latest finished)")
+    ] = None,
+) -> None:
+    """Write the linkage report of a run as one HTML page (admin only): threshold and why, the
+    model's own precision/recall estimates, m/u parameters, match-weight histogram, blocking
+    rules, link rates by agency, age band, sex and race, merges and splits. Prints its path."""
+    from hub.linkage.report_page import report_html
+
+    with acting() as (hub, actor), hub.session() as s:
+        page = report_html(s, actor, run)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    typer.echo(str(out))
 
 
 # --- releases ---------------------------------------------------------------------------------

@@ -418,6 +418,41 @@ def _predict(
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
+#: What a run records of a model, per level: enough to read and to re-score, and no more (the
+#: rest of Splink's settings are this module's code).
+_RECORDED_LEVEL_KEYS = (
+    "label_for_charts",
+    "sql_condition",
+    "is_null_level",
+    "m_probability",
+    "u_probability",
+    "tf_adjustment_column",
+)
+
+
+def recorded_model(model: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a fitted model, for the run's record and its report."""
+    if not model:
+        return {}
+    return {
+        "probability_two_random_records_match": model["probability_two_random_records_match"],
+        "blocking_rules_to_generate_predictions": [
+            {"blocking_rule": r["blocking_rule"]}
+            for r in model.get("blocking_rules_to_generate_predictions", [])
+        ],
+        "comparisons": [
+            {
+                "output_column_name": c["output_column_name"],
+                "comparison_levels": [
+                    {k: lv[k] for k in _RECORDED_LEVEL_KEYS if k in lv}
+                    for lv in c["comparison_levels"]
+                ],
+            }
+            for c in model["comparisons"]
+        ],
+    }
+
+
 def _no_pairs() -> pd.DataFrame:
     return pd.DataFrame(
         {

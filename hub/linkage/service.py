@@ -292,9 +292,8 @@ def _run_params(
     """What a run records for its report: settings, model, score distribution, estimates."""
     return {
         "engine": asdict(settings),
-        "blocking_rules": [list(r) for r in engine.BLOCKING_RULES],
         "trained": result.trained,
-        "model": result.model,
+        "model": engine.recorded_model(result.model),
         "scored_pairs": result.blocked_pairs,
         "kept_pairs": len(result.pairs),
         "timings": result.timings,

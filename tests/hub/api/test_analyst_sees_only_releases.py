@@ -67,13 +67,15 @@ def agreement_hashes(client: TestClient, auth: Auth) -> set[str]:
 
 
 def analyst_get_paths(client: TestClient, release_id: str, upload_id: str) -> list[str]:
-    """Every GET route in the OpenAPI document, with a real release and upload id filled in."""
+    """Every GET route in the OpenAPI document, with a real release, upload and linkage run id
+    filled in."""
     paths = client.get("/openapi.json").json()["paths"]
     fill = {
         "{release_id}": release_id,
         "{upload_id}": upload_id,
         "{agreement_id}": "dsa-police-victimizations",
         "{version}": "1.0.0",
+        "{run_id}": "1",  # the `linked` fixture's linkage run
     }
     out = []
     for path, ops in paths.items():
@@ -106,6 +108,7 @@ def test_no_get_route_gives_an_analyst_a_record_value_token_or_person_id(
             assert (
                 path.startswith("/api/v1/uploads")
                 or path == "/api/v1/agreements"
+                or path.startswith("/api/v1/linkage/runs/")  # the linkage report: admins only
                 or path.endswith("/signing-form")
             ), path
         answers[f"GET {path}"] = response.text
