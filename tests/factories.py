@@ -26,6 +26,7 @@ from hub.auth.service import actor_of, create_user, ensure_admin
 from hub.context import Hub
 from hub.db.migrate import upgrade
 from hub.db.session import make_engine
+from hub.ingest.service import Receipt
 from hub.keys import InMemoryKeyStore
 from hub.settings import Settings
 
@@ -228,3 +229,25 @@ def make_police_csv(rows: list[dict[str, str]]) -> bytes:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue().encode()
+
+
+def upload_as_police_steward(hub: Hub, content: bytes, **options: Any) -> Receipt:
+    """Upload ``content`` to the police dataset as ``steward-police`` (whom the caller made),
+    in its own transaction; ``options`` go to :func:`upload_extract` (``chunk_rows``, ...)."""
+    from hub.auth.service import get_user
+    from hub.ingest.service import upload_extract
+
+    with hub.session() as s:
+        actor = actor_of(get_user(s, "steward-police"))
+    return hub.transact(
+        lambda s: upload_extract(
+            s,
+            hub.keys,
+            actor,
+            agreement_id="dsa-police-victimizations",
+            dataset_id="police_victimizations",
+            content=content,
+            today=hub.today(),
+            **options,
+        )
+    )

@@ -5,16 +5,24 @@ the writer probes, then COPYs, chunk by chunk)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from sqlalchemy import select, text
 
 from factories import load_agreement as load_agreement_version
-from factories import load_examples, make_actor, make_agreement, make_police_csv, make_police_row
+from factories import (
+    load_examples,
+    make_actor,
+    make_agreement,
+    make_police_csv,
+    make_police_row,
+    upload_as_police_steward,
+)
 from hub.auth.policies import Role
-from hub.auth.service import actor_of, get_user
 from hub.context import Hub
 from hub.db.models import Record, Upload
-from hub.ingest.service import Receipt, upload_extract
+from hub.ingest.service import Receipt
 from hub.pseudonymize import Pseudonymizer
 
 AGREEMENT, DATASET = "dsa-police-victimizations", "police_victimizations"
@@ -28,21 +36,7 @@ def police_hub(request: pytest.FixtureRequest) -> Hub:
     return hub
 
 
-def upload(hub: Hub, content: bytes) -> Receipt:
-    with hub.session() as s:
-        actor = actor_of(get_user(s, "steward-police"))
-    return hub.transact(
-        lambda s: upload_extract(
-            s,
-            hub.keys,
-            actor,
-            agreement_id=AGREEMENT,
-            dataset_id=DATASET,
-            content=content,
-            today=hub.today(),
-            chunk_rows=2,
-        )
-    )
+upload = partial(upload_as_police_steward, chunk_rows=2)
 
 
 def stored(hub: Hub) -> dict[str, tuple[int, str, int]]:

@@ -30,9 +30,14 @@ from ingest_sources import (
 )
 from sqlalchemy import select
 
-from factories import load_examples, make_actor, make_police_csv, make_police_row
+from factories import (
+    load_examples,
+    make_actor,
+    make_police_csv,
+    make_police_row,
+    upload_as_police_steward,
+)
 from hub.auth.policies import Role
-from hub.auth.service import actor_of, get_user
 from hub.context import Hub
 from hub.db.models import Record
 from hub.ingest.formats import (
@@ -45,7 +50,6 @@ from hub.ingest.formats import (
     xlsx,
 )
 from hub.ingest.formats.source import SCAN_BLOCK
-from hub.ingest.service import Receipt, upload_extract
 
 AGREEMENT = "dsa-police-victimizations"
 DATASET = "police_victimizations"
@@ -425,20 +429,7 @@ def police_hub(hub: Hub) -> Hub:
     return hub
 
 
-def upload(hub: Hub, content: bytes) -> Receipt:
-    with hub.session() as s:
-        actor = actor_of(get_user(s, "steward-police"))
-    return hub.transact(
-        lambda s: upload_extract(
-            s,
-            hub.keys,
-            actor,
-            agreement_id=AGREEMENT,
-            dataset_id=DATASET,
-            content=content,
-            today=hub.today(),
-        )
-    )
+upload = upload_as_police_steward
 
 
 def stored(hub: Hub) -> list[tuple[Any, ...]]:

@@ -17,13 +17,12 @@ from factories import (
     make_agreement_data,
     make_police_csv,
     make_police_row,
+    upload_as_police_steward,
 )
 from hub.auth.policies import Role
-from hub.auth.service import actor_of, get_user
 from hub.context import Hub
 from hub.db.models import Record
 from hub.errors import UploadRejected
-from hub.ingest.service import Receipt, upload_extract
 from hub.keys import InMemoryKeyStore
 from hub.pseudonymize import Pseudonymizer
 from validators import RecordKeyTracker, normalize_record_key
@@ -66,20 +65,7 @@ def unpatterned_hub(hub: Hub) -> Hub:
     return hub
 
 
-def upload(hub: Hub, content: bytes) -> Receipt:
-    with hub.session() as s:
-        actor = actor_of(get_user(s, "steward-police"))
-    return hub.transact(
-        lambda s: upload_extract(
-            s,
-            hub.keys,
-            actor,
-            agreement_id="dsa-police-victimizations",
-            dataset_id=DATASET,
-            content=content,
-            today=hub.today(),
-        )
-    )
+upload = upload_as_police_steward
 
 
 def test_a_key_repeated_with_spaces_around_it_is_rejected_as_a_repeat(
