@@ -9,11 +9,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from factories import load_examples, make_actor, make_police_csv, make_police_row
+from factories import (
+    load_examples,
+    make_actor,
+    make_police_csv,
+    make_police_row,
+    upload_as_police_steward,
+)
 from hub.auth.policies import Role
 from hub.context import Hub
 from hub.db.models import Record
-from hub.ingest.service import upload_extract
 from hub.keys import FileKeyStore, Hasher, InMemoryKeyStore, KeyStoreError, _Hmac, derive_key
 from hub.pseudonymize import LINKAGE_PURPOSE, TOKEN_COLUMNS
 from hub.rotation import records_under, rekey_records, rotate
@@ -28,24 +33,7 @@ def keyed_hub(hub: Hub, tmp_path: Path) -> Hub:
     return hub
 
 
-def upload(hub: Hub, content: bytes):  # type: ignore[no-untyped-def]
-    with hub.session() as s:
-        from hub.auth.service import actor_of
-        from hub.db.models import User
-
-        user = s.execute(select(User).where(User.name == "steward-police")).scalar_one()
-        actor = actor_of(user)
-    return hub.transact(
-        lambda s: upload_extract(
-            s,
-            hub.keys,
-            actor,
-            agreement_id="dsa-police-victimizations",
-            dataset_id="police_victimizations",
-            content=content,
-            today=hub.today(),
-        )
-    )
+upload = upload_as_police_steward
 
 
 def stored(hub: Hub) -> list[tuple[object, ...]]:
