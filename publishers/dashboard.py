@@ -21,7 +21,9 @@ import csv
 import html
 import io
 import math
+import os
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,11 +107,14 @@ def page_html(*, title: str, intro: str, main: str) -> str:
 
 
 def _write_page(out_dir: Path, name: str, *, title: str, intro: str, main: str) -> Path:
-    """Write :func:`page_html` to ``out_dir/name``; returns the page's path."""
+    """Write :func:`page_html` to ``out_dir/name`` atomically (a reader sees the old page or
+    the new one, never half of one); returns the page's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / name
-    path.write_text(page_html(title=title, intro=intro, main=main), encoding="utf-8")
+    staged = out_dir / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    staged.write_text(page_html(title=title, intro=intro, main=main), encoding="utf-8")
+    os.replace(staged, path)
     return path
 
 

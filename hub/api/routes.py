@@ -21,9 +21,13 @@ from hub.releases.service import (
     get_release,
     list_releases,
     preview_release,
-    request_release,
 )
-from hub.releases.views import catalogue_entries, release_csv, release_view
+from hub.releases.views import (
+    catalogue_entries,
+    release_and_publish,
+    release_csv,
+    release_view,
+)
 
 from .deps import ActorDep, HubDep
 
@@ -124,8 +128,7 @@ def create_release(
     """Release an approved aggregate with differential privacy. The budget debit commits before
     the answer is sent; an identical request returns the stored release (200, no new spend);
     an exhausted budget gives 409 with what remains."""
-    req = _release_request(hub, body)
-    view = hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today())))
+    view = release_and_publish(hub, actor, _release_request(hub, body))
     if view["cached"]:
         response.status_code = status.HTTP_200_OK
     return view

@@ -277,13 +277,13 @@ def release(
     end: WindowEnd = None,
     recipient: Recipient = "public",
 ) -> None:
-    """Release an approved aggregate with differential privacy (or return the cached one)."""
-    from hub.releases.service import request_release
-    from hub.releases.views import release_view
+    """Release an approved aggregate with differential privacy (or return the cached one); a new
+    public release regenerates the dashboard and transparency page under the data directory."""
+    from hub.releases.views import release_and_publish
 
     with acting() as (hub, actor):
         req = release_request(hub.today(), aggregate_id, start, end, recipient)
-        view = hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today())))
+        view = release_and_publish(hub, actor, req)
     emit(view)
 
 

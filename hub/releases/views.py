@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from hub.agreements.service import current_versions
 from hub.auth.policies import Actor
 from hub.db.models import Release
-from hub.releases.service import list_releases
+from hub.releases.service import ReleaseRequest, list_releases
+
+if TYPE_CHECKING:
+    from hub.context import Hub
 
 
 def release_view(release: Release, cached: bool) -> dict[str, Any]:
@@ -52,6 +56,29 @@ def catalogue_entries(session: Session) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def release_and_publish(hub: Hub, actor: Actor, req: ReleaseRequest) -> dict[str, Any]:
+    """Make (or fetch the cached) release, committed; when it is a new public release,
+    regenerate the public pages (:func:`publish_public_pages`). The view of the release."""
+    from hub.releases.service import request_release
+
+    view = hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today())))
+    if not view["cached"] and req.recipient == "public":
+        publish_public_pages(hub, actor)
+    return view
+
+
+def publish_public_pages(hub: Hub, actor: Actor) -> Path:
+    """Regenerate the dashboard and transparency page in ``<data_dir>/dashboard`` from what is
+    committed now. One writer at a time, across threads and processes (a lock file), so the
+    last to write has read the newest releases; each page is replaced atomically."""
+    out_dir = hub.settings.data_dir / "dashboard"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with hub.session() as s:
+            return write_dashboard(s, actor, out_dir)
 
 
 def write_dashboard(session: Session, actor: Actor, out_dir: Path) -> Path:

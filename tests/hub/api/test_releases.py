@@ -11,6 +11,8 @@ import pytest
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
+    from hub.context import Hub
+
 Upload = Callable[..., httpx.Response]  # the `upload` fixture
 
 Auth = dict[str, dict[str, str]]
@@ -137,3 +139,20 @@ def test_a_refusal_from_the_release_engine_is_400_release_refused(
         "detail": "Dimension x has an empty key set; declare its values first.",
     }
     assert spent(linked, auth) == 0
+
+
+def test_a_new_public_release_regenerates_the_public_pages_and_a_cached_one_does_not(
+    linked: TestClient, auth: Auth, api_hub: Hub
+) -> None:
+    pages = api_hub.settings.data_dir / "dashboard"
+    first = linked.post("/api/v1/releases", headers=auth["analyst"], json=MONTHLY).json()
+    dashboard, transparency = pages / "index.html", pages / "transparency.html"
+    assert first["id"] in dashboard.read_text() and first["id"] in transparency.read_text()
+    stamp = dashboard.stat().st_mtime_ns
+    again = linked.post("/api/v1/releases", headers=auth["analyst"], json=MONTHLY).json()
+    assert again["cached"] and dashboard.stat().st_mtime_ns == stamp
+    internal = {**MONTHLY, "window_start": "2025-01-01", "recipient": "org:ovp"}
+    made = linked.post("/api/v1/releases", headers=auth["analyst"], json=internal)
+    assert made.status_code == 201 and made.json()["id"] not in dashboard.read_text()
+    assert dashboard.stat().st_mtime_ns == stamp
+    assert not list(pages.glob(".*.tmp"))  # pages are staged and renamed, none left behind
