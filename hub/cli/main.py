@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from hub.cli.agreements import agreements_app
 from hub.cli.common import State, acting, emit, fail, handles_errors
@@ -32,6 +33,24 @@ keys_app = typer.Typer(
     help="The secret key file (kept outside the database).", no_args_is_help=True
 )
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+
+
+class _ReleaseGroup(TyperGroup):
+    """``ovphub release AGGREGATE_ID`` makes a release (the ``create`` command, implied);
+    ``ovphub release preview AGGREGATE_ID`` previews one."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click.Context (vendored)
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+release_app = typer.Typer(
+    cls=_ReleaseGroup,
+    help="DP releases: `release AGGREGATE_ID` makes one, `release preview AGGREGATE_ID` shows "
+    "what it would cost and how accurate it would be.",
+    no_args_is_help=True,
+)
 app.add_typer(agreements_app, name="agreements")
 app.add_typer(users_app, name="users")
 app.add_typer(link_app, name="link")
@@ -39,6 +58,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(uploads_app, name="uploads")
+app.add_typer(release_app, name="release")
 
 
 @app.callback()
@@ -269,7 +289,7 @@ def release_request(
     )
 
 
-@app.command("release")
+@release_app.command("create")
 @handles_errors
 def release(
     aggregate_id: AggregateArg,
@@ -469,7 +489,7 @@ def demo(
 # --- release preview (issue 6, item 4) ----------------------------------------------------------
 
 
-@app.command("release-preview")
+@release_app.command("preview")
 @handles_errors
 def release_preview(
     aggregate_id: AggregateArg,

@@ -163,7 +163,8 @@ def test_cli_release_preview_prints_the_plan(
     monkeypatch.setattr(cli, "acting", Acting)
     before = row_counts(linked_hub)
     result = CliRunner().invoke(
-        cli.app, ["release-preview", "viol_monthly", "--start", "2025-01-01", "--end", "2025-12-31"]
+        cli.app,
+        ["release", "preview", "viol_monthly", "--start", "2025-01-01", "--end", "2025-12-31"],
     )
     assert result.exit_code == 0, result.output
     assert '"cells": 60' in result.output
