@@ -67,6 +67,10 @@ def check_parses(words: list[str]) -> None:
             given.add(param.name)
             i += 1 if getattr(param, "is_flag", False) else 2
             continue
+        default = getattr(command, "default_command", None)
+        if is_group(command) and word not in command.commands and default:
+            command, given, positional = command.commands[default], set(), 0
+            continue  # the word is the implied command's first argument
         if is_group(command):
             assert word in command.commands, f"ovphub {' '.join(words)}: no command {word}"
             command, given, positional = command.commands[word], set(), 0

@@ -39,9 +39,11 @@ class _ReleaseGroup(TyperGroup):
     """``ovphub release AGGREGATE_ID`` makes a release (the ``create`` command, implied);
     ``ovphub release preview AGGREGATE_ID`` previews one."""
 
+    default_command = "create"
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click.Context (vendored)
         if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["create", *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
