@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub import audit
@@ -148,30 +148,31 @@ def assign_person_ids(
     return ids, changes
 
 
+_LOADED = ("unique_id", "source_dataset", "record_key", "no_linkage", "aggregate_only", "person_id")
+
+
 def _load(session: Session) -> pd.DataFrame:
-    columns = [getattr(Record, c) for c in TOKEN_COLUMNS]
+    """Every record's id, dataset, key, flags, current person id and tokens. Read through the
+    driver's own cursor: at a million records, building SQLAlchemy rows costs more than the
+    query (0.5 s against 0.16 s per 50,000 records here)."""
     query = select(
-        Record.id.label("unique_id"),
-        Record.dataset_id.label("source_dataset"),
+        Record.id,
+        Record.dataset_id,
         Record.record_key,
         Record.no_linkage,
         Record.aggregate_only,
         PersonLink.person_id,
-        *columns,
+        *(getattr(Record, c) for c in TOKEN_COLUMNS),
     ).join(PersonLink, PersonLink.record_id == Record.id, isouter=True)
-    rows = session.execute(query).all()
-    frame = pd.DataFrame.from_records(
-        rows,
-        columns=[
-            "unique_id",
-            "source_dataset",
-            "record_key",
-            "no_linkage",
-            "aggregate_only",
-            "person_id",
-            *TOKEN_COLUMNS,
-        ],
-    )
+    connection = session.connection()
+    sql = str(query.compile(dialect=connection.dialect))  # no parameters
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    frame = pd.DataFrame(rows, columns=[*_LOADED, *TOKEN_COLUMNS])
     for c in TOKEN_COLUMNS:
         frame[c] = frame[c].astype("Int64")
     return frame
@@ -270,15 +271,18 @@ def _write_links(
         for r, p in new_of.items()
         if r not in previous
     ]
-    moved = [
-        {"record_id": r, "person_id": p, "run_id": run_id}
-        for r, p in new_of.items()
-        if r in previous and previous[r] != p
-    ]
+    moved = [{"rid": r, "pid": p} for r, p in new_of.items() if r in previous and previous[r] != p]
+    # Core statements (no ORM bulk bookkeeping), in batches.
+    connection = session.connection()
     for start in range(0, len(fresh), WRITE_BATCH):
-        session.execute(insert(PersonLink), fresh[start : start + WRITE_BATCH])
+        connection.execute(insert(PersonLink), fresh[start : start + WRITE_BATCH])
+    change = (
+        update(PersonLink)
+        .where(PersonLink.record_id == bindparam("rid"))
+        .values(person_id=bindparam("pid"), run_id=run_id)
+    )
     for start in range(0, len(moved), WRITE_BATCH):
-        session.execute(update(PersonLink), moved[start : start + WRITE_BATCH])
+        connection.execute(change, moved[start : start + WRITE_BATCH])
     return len(moved)
 
 

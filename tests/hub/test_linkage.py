@@ -355,3 +355,27 @@ def test_each_run_records_its_model_and_report_figures_and_is_audited(linked_hub
     assert {e["threshold"] for e in params["estimates"]} >= {0.8}
     assert set(params["timings"]) >= {"u", "m", "predict", "cluster"}
     assert audited == 1
+
+
+@pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
+def test_a_stale_person_id_is_put_right_by_the_next_run_and_counted(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    hub: Hub = request.getfixturevalue(which)
+    generate(tmp_path / "x", people=60, seed=8)
+    upload_all(hub, tmp_path / "x")
+    hub.transact(lambda s: run_linkage(s, "test", hub.today()))
+    with hub.session() as s:
+        before = dict(s.execute(select(PersonLink.record_id, PersonLink.person_id)).all())
+        # A person of three or more records: the others outvote the stale one.
+        shared = next(pid for pid in before.values() if list(before.values()).count(pid) > 2)
+        record = min(r for r, pid in before.items() if pid == shared)
+        s.execute(
+            PersonLink.__table__.update()
+            .where(PersonLink.record_id == record)
+            .values(person_id="p-stale")
+        )
+    again = hub.transact(lambda s: run_linkage(s, "test", hub.today()))
+    with hub.session() as s:
+        after = dict(s.execute(select(PersonLink.record_id, PersonLink.person_id)).all())
+    assert after == before and again.ids_changed == 1
