@@ -24,7 +24,7 @@ first name hashed as a surname, is compared with ``t_ln`` to catch swapped names
 whose key column no record has is left out.
 
 The model is the Fellegi-Sunter model Splink fits: ``u`` by random sampling (pairs capped by
-:attr:`EngineSettings.u_max_pairs`), ``m`` by expectation maximisation (see
+:attr:`EngineSettings.u_max_pairs`; see below), ``m`` by expectation maximisation (see
 :data:`TRAINING_SESSIONS`), each pair-capped, starting from :data:`M_PRIORS` and floored at
 :data:`M_FLOOR`; small inputs (fewer than :attr:`EngineSettings.min_records_to_train` records)
 keep the priors for ``m``, as EM on a handful of pairs would fit noise. Candidate pairs come
@@ -32,9 +32,10 @@ from :data:`BLOCKING_RULES`, only ever within one dataset or across a permitted 
 (:data:`PERMITTED`, in every rule, for training as for scoring), are scored in bounded chunks,
 and are clustered at :attr:`EngineSettings.threshold` (see :func:`_components`).
 
-A caveat stated honestly: Splink's random sampling for ``u`` draws record pairs regardless of
-dataset; it keeps only how many sampled pairs fall at each comparison level, never a pair, but
-those counts do include pairs of datasets not permitted together.
+Splink's random sampling for ``u`` draws pairs regardless of dataset, so it runs on one group
+of datasets all permitted together (:func:`_sampling_group`): no sampled pair, either, crosses
+datasets not permitted together. ``u`` describes random non-matching pairs, which one group
+represents as well as all.
 """
 
 from __future__ import annotations
@@ -257,6 +258,16 @@ def _blocking_rules(present: Collection[str]) -> list[Any]:
     return rules
 
 
+def _sampling_group(datasets: pd.Series, permitted: Collection[frozenset[str]]) -> set[str]:
+    """Datasets all permitted together, chosen greedily by size (the largest dataset, then each
+    next largest permitted with every one chosen): where ``u`` is sampled."""
+    chosen: list[str] = []
+    for name in datasets.value_counts().index:  # largest first
+        if all(frozenset((name, c)) in permitted for c in chosen):
+            chosen.append(str(name))
+    return set(chosen)
+
+
 def _dataset_masks(datasets: pd.Series, permitted: Collection[frozenset[str]]) -> pd.DataFrame:
     """``k_bit`` and ``k_mask`` (see :data:`PERMITTED`) per record."""
     names = sorted(datasets.unique())
@@ -338,6 +349,11 @@ def link(
         # Nothing to compare: every record is its own person.
         return LinkResult(ids, np.arange(len(ids)), _no_pairs(), {}, "none", 0, timings)
 
+    group = _sampling_group(frame["source_dataset"], permitted)
+    if frame["source_dataset"].isin(group).sum() < 2:
+        # Every dataset holds one record and none is permitted with another: no pair exists.
+        return LinkResult(ids, np.arange(len(ids)), _no_pairs(), {}, "none", 0, timings)
+
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{settings.memory_limit}'")
     con.execute(f"SET threads = {settings.threads}")
@@ -352,16 +368,28 @@ def link(
     db_api = DuckDBAPI(connection=con)
     table = db_api.register("records", table_name="records_in")
     try:
-        linker = Linker(table, _settings(present), log_level=logging.ERROR)
+        # u from random pairs of one group of datasets all permitted together, so that no
+        # sampled pair crosses datasets not permitted together; the main model starts from it.
+        in_group = frame["source_dataset"].isin(group).to_numpy()
+        group_mask = int(masks.loc[in_group, "k_bit"].drop_duplicates().sum())
+        con.execute(
+            f"CREATE TABLE sampled AS SELECT * FROM records WHERE (k_bit & {group_mask}) <> 0"
+        )
+        sampler = Linker(
+            db_api.register("sampled", table_name="records_u"),
+            _settings(present),
+            log_level=logging.ERROR,
+        )
         lap("load")
+        sampler.training.estimate_u_using_random_sampling(
+            max_pairs=settings.u_max_pairs, seed=settings.seed
+        )
+        linker = Linker(table, sampler.misc.save_model_to_json(), log_level=logging.ERROR)
+        lap("u")
         training = linker.training
         training.estimate_probability_two_random_records_match(
             [_rule("t_fn", "t_ln", "t_dob")], recall=0.8
         )
-        training.estimate_u_using_random_sampling(
-            max_pairs=settings.u_max_pairs, seed=settings.seed
-        )
-        lap("u")
         trained = "priors"
         if len(frame) >= settings.min_records_to_train:
             trained = "em"

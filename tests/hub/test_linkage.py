@@ -127,6 +127,21 @@ def test_datasets_not_permitted_together_are_never_linked(two_agencies: pd.DataF
     assert across(engine.link(two_agencies, {frozenset("ab")})) >= 295
 
 
+def test_u_is_sampled_only_among_datasets_all_permitted_together() -> None:
+    datasets = pd.Series(["a"] * 5 + ["b"] * 3 + ["c"] * 2)
+    chain = {frozenset("ab"), frozenset("bc")}  # c may meet b, never a
+    assert engine._sampling_group(datasets, chain) == {"a", "b"}
+    assert engine._sampling_group(datasets, set()) == {"a"}
+    everyone = {frozenset("ab"), frozenset("bc"), frozenset("ac")}
+    assert engine._sampling_group(datasets, everyone) == {"a", "b", "c"}
+
+
+def test_single_records_of_datasets_not_permitted_together_need_no_model() -> None:
+    frame = token_frame([("a", token_people(1, seed=1)[0]), ("b", token_people(1, seed=1)[0])])
+    result = engine.link(frame, set())
+    assert result.cluster.tolist() == [0, 1] and result.trained == "none"
+
+
 def test_the_engine_trains_m_by_em_and_records_the_model(two_agencies: pd.DataFrame) -> None:
     settings = engine.EngineSettings(min_records_to_train=100)
     result = engine.link(two_agencies, {frozenset("ab")}, settings)
