@@ -4,9 +4,10 @@ its own transaction, and answer only after that transaction has committed.
 ``create_app(hub)`` serves a hub the caller built (tests, embedding); ``create_app()`` builds one
 from ``HUB_*`` settings and disposes of its database engine when the server shuts down.
 
-Each app has its own pool of upload jobs (:class:`~hub.ingest.jobs.UploadJobs`, kept in this
-process's memory) and spools streamed uploads, encrypted, in ``spool_dir`` (default: the system
-temporary directory). At shutdown queued jobs are dropped and running ones finish.
+Each app has its own pool of upload jobs (:class:`~hub.ingest.jobs.UploadJobs`) and of linkage
+jobs (:class:`~hub.linkage.jobs.LinkageJobs`), both kept in this process's memory, and spools
+streamed uploads, encrypted, in ``spool_dir`` (default: the system temporary directory). At
+shutdown queued jobs are dropped and running ones finish.
 """
 
 from __future__ import annotations
@@ -22,17 +23,20 @@ from hub.api import agreements, routes, uploads
 from hub.api.errors import install_error_handlers
 from hub.context import Hub, build_hub
 from hub.ingest.jobs import UploadJobs
+from hub.linkage.jobs import LinkageJobs
 
 
 def create_app(hub: Hub | None = None, *, spool_dir: Path | None = None) -> FastAPI:
     owned = hub is None
     served = hub or build_hub()
     jobs = UploadJobs(served)
+    linkage_jobs = LinkageJobs(served)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         jobs.shutdown(wait=True)
+        linkage_jobs.shutdown(wait=True)
         if owned:
             served.engine.dispose()
 
@@ -50,6 +54,7 @@ def create_app(hub: Hub | None = None, *, spool_dir: Path | None = None) -> Fast
     )
     app.state.hub = served
     app.state.upload_jobs = jobs
+    app.state.linkage_jobs = linkage_jobs
     app.state.spool_dir = spool_dir
     install_error_handlers(app)
 

@@ -17,6 +17,7 @@ from hub.auth.service import authenticate
 from hub.context import Hub
 from hub.errors import Unauthenticated
 from hub.ingest.jobs import UploadJobs
+from hub.linkage.jobs import LinkageJobs
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `ovphub users token`")
 
@@ -28,6 +29,11 @@ def get_hub(request: Request) -> Hub:
 
 def get_upload_jobs(request: Request) -> UploadJobs:
     jobs: UploadJobs = request.app.state.upload_jobs
+    return jobs
+
+
+def get_linkage_jobs(request: Request) -> LinkageJobs:
+    jobs: LinkageJobs = request.app.state.linkage_jobs
     return jobs
 
 
@@ -49,4 +55,5 @@ def current_actor(
 HubDep = Annotated[Hub, Depends(get_hub)]
 ActorDep = Annotated[Actor, Depends(current_actor)]
 JobsDep = Annotated[UploadJobs, Depends(get_upload_jobs)]
+LinkageJobsDep = Annotated[LinkageJobs, Depends(get_linkage_jobs)]
 SpoolDirDep = Annotated[Path | None, Depends(get_spool_dir)]

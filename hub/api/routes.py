@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -29,7 +29,7 @@ from hub.releases.views import (
     release_view,
 )
 
-from .deps import ActorDep, HubDep
+from .deps import ActorDep, HubDep, LinkageJobsDep
 
 router = APIRouter()
 
@@ -70,12 +70,45 @@ def catalogue(hub: HubDep, actor: ActorDep) -> list[dict[str, Any]]:
 # --- linkage ----------------------------------------------------------------------------------
 
 
-@router.post("/linkage/runs", status_code=status.HTTP_201_CREATED, tags=["linkage"])
-def create_linkage_run(hub: HubDep, actor: ActorDep) -> dict[str, Any]:
-    """Link all permitted datasets into pseudonymous person ids (admin)."""
+@router.post(
+    "/linkage/runs",
+    status_code=status.HTTP_201_CREATED,
+    tags=["linkage"],
+    responses={202: {"description": "The run goes on as a job; poll /linkage/jobs/{job_id}"}},
+)
+def create_linkage_run(
+    hub: HubDep,
+    actor: ActorDep,
+    jobs: LinkageJobsDep,
+    request: Request,
+    response: Response,
+    run_async: Annotated[
+        bool, Query(alias="async", description="Answer 202 with a job to poll for progress")
+    ] = False,
+) -> dict[str, Any]:
+    """Link all permitted datasets into pseudonymous person ids (admin): 201 with the run's
+    summary. With `?async=true`: 202 with a job (`job_id`, `status`, `progress`) to poll at
+    `GET /linkage/jobs/{job_id}` until it is `finished` (with the summary) or `failed`; while a
+    run is under way, a new request gets that run's job."""
     check_permission(actor, Permission.linkage_run)
+    if run_async:
+        job, _ = jobs.submit(actor)
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = str(request.url_for("linkage_job", job_id=job.id))
+        return job.view()
     settings = engine_settings(hub.settings)
     return hub.transact(lambda s: run_linkage(s, actor.label, hub.today(), settings).to_dict())
+
+
+@router.get("/linkage/jobs/{job_id}", name="linkage_job", tags=["linkage"])
+def linkage_job(
+    actor: ActorDep,
+    jobs: LinkageJobsDep,
+    job_id: Annotated[str, Path(description="A job id from a 202 answer to POST /linkage/runs")],
+) -> dict[str, Any]:
+    """A linkage job of this server process: status, progress so far, and at the end the run's
+    summary or the error (admin)."""
+    return jobs.get(actor, job_id).view()
 
 
 RunId = Annotated[int, Path(description="A linkage run id, as POST /linkage/runs returns it")]

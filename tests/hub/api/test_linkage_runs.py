@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -59,3 +60,39 @@ def test_an_unknown_run_is_404(client: TestClient, auth: Auth) -> None:
         assert response.status_code == 404, path
         assert response.json()["error"] == "not_found"
         assert "no linkage run 7" in response.json()["detail"]
+
+
+def poll(client: TestClient, auth: Auth, url: str) -> dict[str, object]:
+    for _ in range(600):
+        job = client.get(url, headers=auth["admin"]).json()
+        if job["status"] not in ("queued", "running"):
+            return dict(job)
+        time.sleep(0.05)
+    raise AssertionError(f"the linkage job at {url} did not end")
+
+
+def test_an_async_run_answers_202_with_a_job_whose_progress_ends_in_the_summary(
+    linked: TestClient, auth: Auth
+) -> None:
+    started = linked.post("/api/v1/linkage/runs?async=true", headers=auth["admin"])
+    assert started.status_code == 202
+    job = started.json()
+    assert job["status"] in ("queued", "running") and job["requested_by"]
+    done = poll(linked, auth, started.headers["location"])
+    assert done["status"] == "finished" and done["error"] is None
+    summary = done["summary"]
+    assert isinstance(summary, dict) and summary["records"] > 0
+    progress = done["progress"]
+    assert isinstance(progress, list) and any("predict done" in p for p in progress)
+    # The run is recorded like any other: its report is there.
+    report = linked.get(f"/api/v1/linkage/runs/{summary['run_id']}", headers=auth["admin"])
+    assert report.status_code == 200
+
+
+def test_linkage_jobs_are_for_admins_and_an_unknown_one_is_404(
+    linked: TestClient, auth: Auth
+) -> None:
+    refused = linked.post("/api/v1/linkage/runs?async=true", headers=auth["analyst"])
+    assert refused.status_code == 403
+    missing = linked.get("/api/v1/linkage/jobs/nope", headers=auth["admin"])
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
