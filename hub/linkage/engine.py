@@ -52,8 +52,6 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from hub.pseudonymize import TOKEN_COLUMNS
 
@@ -259,13 +257,21 @@ def _blocking_rules(present: Collection[str]) -> list[Any]:
 
 
 def _sampling_group(datasets: pd.Series, permitted: Collection[frozenset[str]]) -> set[str]:
-    """Datasets all permitted together, chosen greedily by size (the largest dataset, then each
-    next largest permitted with every one chosen): where ``u`` is sampled."""
-    chosen: list[str] = []
-    for name in datasets.value_counts().index:  # largest first
-        if all(frozenset((name, c)) in permitted for c in chosen):
-            chosen.append(str(name))
-    return set(chosen)
+    """Datasets all permitted together, holding as many records as can be found: from each
+    dataset in turn, add each next largest permitted with every one chosen, and keep the
+    largest such group (ties: the first by name). Where ``u`` is sampled. Fewer than two
+    records in it means no pair can be compared at all."""
+    sizes = datasets.value_counts()
+    order = sorted(sizes.index, key=lambda d: (-sizes[d], str(d)))
+    best: list[str] = []
+    for seed in sorted(order, key=str):
+        chosen = [seed]
+        for name in order:
+            if name not in chosen and all(frozenset((name, c)) in permitted for c in chosen):
+                chosen.append(name)
+        if sum(sizes[c] for c in chosen) > sum(sizes[c] for c in best):
+            best = chosen
+    return {str(c) for c in best}
 
 
 def _dataset_masks(datasets: pd.Series, permitted: Collection[frozenset[str]]) -> pd.DataFrame:
@@ -417,7 +423,7 @@ def link(
         con.close()
 
     dated = frame["t_dob"].notna().to_numpy()
-    cluster = _components(ids, pairs, settings.threshold, dated)
+    cluster = _components(ids, pairs, settings.threshold, dated, masks)
     lap("cluster")
     return LinkResult(ids, cluster, pairs, model, trained, blocked, timings)
 
@@ -493,52 +499,82 @@ def _no_pairs() -> pd.DataFrame:
 
 
 def _components(
-    ids: np.ndarray, pairs: pd.DataFrame, threshold: float, dated: np.ndarray | None = None
+    ids: np.ndarray,
+    pairs: pd.DataFrame,
+    threshold: float,
+    dated: np.ndarray | None = None,
+    masks: pd.DataFrame | None = None,
 ) -> np.ndarray:
-    """People as connected components of the pairs at or above ``threshold``; a label per id.
+    """People from the pairs at or above ``threshold``, strongest first; a label per id.
 
-    With ``dated`` (per id: has a birth date), a record without a birth date, matched on name
-    alone, cannot bridge two people: components are first formed from pairs of dated records,
-    and an undated record joins one only when all its dated matches lie in that one; one that
-    matches two (John Smith born 1980, John Smith born 1990) joins neither."""
-    links = pairs[pairs["match_probability"] >= threshold]
-    position = pd.Series(np.arange(len(ids)), index=ids)
+    With ``masks`` (per id: ``k_bit``, ``k_mask``, see :data:`PERMITTED`) a person never holds
+    records of two datasets not permitted together: a link that would join such records
+    (A-B and B-C permitted, A-C not) is skipped, so transitivity cannot link what was never
+    compared. With ``dated`` (per id: has a birth date), records without a birth date, matched
+    on name alone, cannot bridge two people: persons are first formed from links between dated
+    records, then undated records are grouped by their links to each other, and an undated
+    group joins a person only when all its dated matches lie in that one; a group that matches
+    two (John Smith born 1980, John Smith born 1990) joins neither."""
+    n = len(ids)
+    links = pairs[pairs["match_probability"] >= threshold].sort_values(
+        "match_probability", ascending=False, kind="stable"
+    )
+    position = pd.Series(np.arange(n), index=ids)
     a = position.loc[links["unique_id_l"].to_numpy()].to_numpy()
     b = position.loc[links["unique_id_r"].to_numpy()].to_numpy()
-    if dated is not None and len(a):
-        a, b = _unambiguous_links(len(ids), a, b, dated)
-    return _connected(len(ids), a, b)
+    groups = _Groups(n, masks)
+    if dated is None:
+        dated = np.ones(n, dtype=bool)
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        if dated[x] and dated[y]:
+            groups.join(x, y)
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        if not dated[x] and not dated[y]:
+            groups.join(x, y)
+    persons: dict[int, set[int]] = {}  # undated group -> the dated persons it matches
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        if dated[x] != dated[y]:
+            undated, other = (y, x) if dated[x] else (x, y)
+            persons.setdefault(groups.find(undated), set()).add(groups.find(other))
+    for undated_group, matched in persons.items():
+        if len(matched) == 1:
+            groups.join(undated_group, matched.pop())
+    _, labels = np.unique([groups.find(i) for i in range(n)], return_inverse=True)
+    return labels.reshape(-1)
 
 
-def _connected(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels
+class _Groups:
+    """Union-find over record positions in which each group knows the datasets it holds and the
+    datasets all its records may be linked with (bitmasks; without masks, no limit)."""
 
+    def __init__(self, n: int, masks: pd.DataFrame | None) -> None:
+        self.parent = list(range(n))
+        if masks is None:
+            self.holds, self.may = [0] * n, [-1] * n
+        else:
+            self.holds = [int(v) for v in masks["k_bit"]]
+            self.may = [int(v) for v in masks["k_mask"]]
 
-def _unambiguous_links(
-    n: int, a: np.ndarray, b: np.ndarray, dated: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The links of :func:`_components` that keep undated records from bridging people."""
-    strong = dated[a] & dated[b]
-    base = _connected(n, a[strong], b[strong])
-    one = dated[a] ^ dated[b]
-    undated = np.where(dated[a[one]], b[one], a[one])
-    other = np.where(dated[a[one]], a[one], b[one])
-    groups = pd.DataFrame({"undated": undated, "label": base[other]})
-    people = groups.groupby("undated")["label"].nunique()
-    attached = np.zeros(n, dtype=bool)
-    attached[people.index[people == 1].to_numpy()] = True
-    ambiguous = np.zeros(n, dtype=bool)
-    ambiguous[people.index[people > 1].to_numpy()] = True
-    join = attached[undated]
-    neither = ~dated[a] & ~dated[b]
-    ua, ub = a[neither], b[neither]
-    loose = ~ambiguous[ua] & ~ambiguous[ub] & ~(attached[ua] & attached[ub])
-    return (
-        np.concatenate([a[strong], undated[join], ua[loose]]),
-        np.concatenate([b[strong], other[join], ub[loose]]),
-    )
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def join(self, x: int, y: int) -> bool:
+        """Join the groups of ``x`` and ``y`` unless that would put together records of two
+        datasets not permitted together; whether they are one group now."""
+        rx, ry = self.find(x), self.find(y)
+        if rx == ry:
+            return True
+        if self.holds[rx] & ~self.may[ry] or self.holds[ry] & ~self.may[rx]:
+            return False
+        self.parent[ry] = rx
+        self.holds[rx] |= self.holds[ry]
+        self.may[rx] &= self.may[ry]
+        return True
 
 
 def estimated_quality(

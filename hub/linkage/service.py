@@ -6,8 +6,9 @@ turns its clusters into person ids that stay stable from run to run.
 
 Agreements decide: records are compared across two datasets only when *both* agreements permit
 linkage and name each other in ``link_with``; records under a no-linkage or aggregate-only row
-rule, and records whose agreement is not in force, keep singleton person ids. A caveat stated
-honestly: transitive closure can join A–C through B when A–B and B–C are each permitted.
+rule, and records whose agreement is not in force, keep singleton person ids. Nor does
+transitivity join what was never compared: when A–B and B–C are permitted but A–C is not, no
+person holds records of both A and C (the engine skips the weaker link that would).
 
 Stable ids: each run re-clusters every linkable record, then each new cluster inherits the old
 person id held by most of its records (:func:`assign_person_ids`). A cluster that unites records
@@ -115,8 +116,9 @@ def assign_person_ids(
     ``clusters`` lists record ids; ``previous`` is each record's person id before this run.
     An old id goes to the cluster holding most of its records (ties: the cluster with the
     smallest record key); a cluster heir to several old ids keeps the one covering most of its
-    records and the others are *merged* into it; a cluster heir to none gets a fresh id, and
-    each old id it took records from is *split*."""
+    records and the others are *merged* into it; a cluster heir to none gets a fresh id; records
+    a cluster took from an old id that went on elsewhere are *split* off it, to the cluster's
+    id."""
     order = sorted(range(len(clusters)), key=lambda i: min(key_of(r) for r in clusters[i]))
     held: list[Counter[str]] = [Counter() for _ in clusters]
     for i, members in enumerate(clusters):
@@ -137,6 +139,10 @@ def assign_person_ids(
         if inherited:
             ids[i] = inherited[0]
             changes += [Change("merge", ids[i], o, held[i][o]) for o in inherited[1:]]
+            # Records it took from old ids that went on elsewhere split off to this one.
+            changes += [
+                Change("split", o, ids[i], n) for o, n in sorted(held[i].items()) if heir[o] != i
+            ]
             continue
         keys = [key_of(r) for r in clusters[i]]
         salt = 0

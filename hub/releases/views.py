@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,8 @@ from hub.releases.service import ReleaseRequest, list_releases
 
 if TYPE_CHECKING:
     from hub.context import Hub
+
+log = logging.getLogger(__name__)
 
 
 def release_view(release: Release, cached: bool) -> dict[str, Any]:
@@ -65,7 +68,12 @@ def release_and_publish(hub: Hub, actor: Actor, req: ReleaseRequest) -> dict[str
 
     view = hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today())))
     if not view["cached"] and req.recipient == "public":
-        publish_public_pages(hub, actor)
+        try:
+            publish_public_pages(hub, actor)
+        except OSError:
+            # The release stands (its budget is spent); the pages catch up with the next one
+            # or with `ovphub dashboard`.
+            log.exception("could not regenerate the public pages after release %s", view["id"])
     return view
 
 

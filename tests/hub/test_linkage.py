@@ -127,6 +127,29 @@ def test_datasets_not_permitted_together_are_never_linked(two_agencies: pd.DataF
     assert across(engine.link(two_agencies, {frozenset("ab")})) >= 295
 
 
+def test_a_person_never_holds_records_of_datasets_not_permitted_together() -> None:
+    # The same 100 people at a, b and c; a-b and b-c are permitted, a-c is not.
+    people = token_people(100, seed=6)
+    frame = token_frame([(ds, p) for ds in "abc" for p in people])
+    result = engine.link(frame, {frozenset("ab"), frozenset("bc")})
+    side = dict(zip(frame["unique_id"], frame["source_dataset"], strict=True))
+    held: dict[int, set[str]] = {}
+    for rid, label in zip(result.record_ids.tolist(), result.cluster.tolist(), strict=True):
+        held.setdefault(label, set()).add(side[rid])
+    assert not [h for h in held.values() if {"a", "c"} <= h]
+    # ... while each b record still joins its a or its c record.
+    assert sum(len(h) == 2 for h in held.values()) >= 95
+
+
+def test_a_chain_of_undated_records_cannot_bridge_two_people() -> None:
+    ids = np.arange(1, 6)
+    dated = np.array([True, True, False, False, False])
+    chain = scored((1, 3, 0.9), (3, 5, 0.9), (5, 4, 0.9), (4, 2, 0.9))
+    labels = engine._components(ids, chain, 0.5, dated)
+    assert labels[0] != labels[1]
+    assert labels[2] == labels[3] == labels[4] not in (labels[0], labels[1])
+
+
 def test_u_is_sampled_only_among_datasets_all_permitted_together() -> None:
     datasets = pd.Series(["a"] * 5 + ["b"] * 3 + ["c"] * 2)
     chain = {frozenset("ab"), frozenset("bc")}  # c may meet b, never a
@@ -134,6 +157,12 @@ def test_u_is_sampled_only_among_datasets_all_permitted_together() -> None:
     assert engine._sampling_group(datasets, set()) == {"a"}
     everyone = {frozenset("ab"), frozenset("bc"), frozenset("ac")}
     assert engine._sampling_group(datasets, everyone) == {"a", "b", "c"}
+    # A dataset permitted with no one is a group of its own, and does not hide a pair that
+    # may meet.
+    lonely = pd.Series(["a"] * 2 + ["b", "c"])
+    assert engine._sampling_group(lonely, {frozenset("bc")}) == {"a"}  # a tie: first by name
+    singles = pd.Series(["a", "b", "c"])
+    assert engine._sampling_group(singles, {frozenset("bc")}) == {"b", "c"}
 
 
 def test_single_records_of_datasets_not_permitted_together_need_no_model() -> None:
@@ -248,6 +277,15 @@ def test_a_split_gives_the_smaller_part_a_new_id_and_is_recorded() -> None:
     assert ids[0] == "p-a" and ids[1] not in ("p-a", "")
     assert [(c.kind, c.person_id, c.other_person_id, c.records) for c in changes] == [
         ("split", "p-a", ids[1], 1)
+    ]
+
+
+def test_records_moving_to_another_kept_id_are_logged_as_a_split() -> None:
+    previous = {1: "p-x", 2: "p-x", 3: "p-x", 4: "p-z"}
+    ids, changes = assign_person_ids([[1, 2], [3, 4]], previous, key)
+    assert ids == ["p-x", "p-z"]
+    assert [(c.kind, c.person_id, c.other_person_id, c.records) for c in changes] == [
+        ("split", "p-x", "p-z", 1)
     ]
 
 

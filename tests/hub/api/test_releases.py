@@ -156,3 +156,13 @@ def test_a_new_public_release_regenerates_the_public_pages_and_a_cached_one_does
     assert made.status_code == 201 and made.json()["id"] not in dashboard.read_text()
     assert dashboard.stat().st_mtime_ns == stamp
     assert not list(pages.glob(".*.tmp"))  # pages are staged and renamed, none left behind
+
+
+def test_a_release_stands_when_its_public_pages_cannot_be_written(
+    linked: TestClient, auth: Auth, api_hub: Hub
+) -> None:
+    (api_hub.settings.data_dir / "dashboard").write_text("not a directory")
+    made = linked.post("/api/v1/releases", headers=auth["analyst"], json=MONTHLY)
+    assert made.status_code == 201 and made.json()["cells"]
+    again = linked.post("/api/v1/releases", headers=auth["analyst"], json=MONTHLY)
+    assert again.json()["cached"] and again.json()["id"] == made.json()["id"]
