@@ -224,7 +224,7 @@ def test_a_record_without_birth_date_cannot_bridge_two_people() -> None:
 def test_fewer_than_two_records_need_no_model() -> None:
     frame = token_frame([("a", token_people(1, seed=1)[0])])
     result = engine.link(frame, set())
-    assert result.cluster.tolist() == [0] and result.blocked_pairs == 0
+    assert result.cluster.tolist() == [0] and len(result.pairs) == 0
 
 
 def test_a_few_distinct_people_are_kept_apart_without_a_model_to_learn_from() -> None:
@@ -349,6 +349,13 @@ def test_an_agreement_out_of_force_stops_linkage_of_its_data(linked_hub: Hub) ->
     with linked_hub.session() as s:
         in_force, pairs = permitted_pairs(s, dt.date(2027, 7, 1))
     assert in_force == set() and pairs == set()
+    # A run then gives every record a person of its own (invariant 6: nothing outside an
+    # active agreement gets linked), and says which ids that changed.
+    run = linked_hub.transact(lambda s: run_linkage(s, "test", dt.date(2027, 7, 1)))
+    with linked_hub.session() as s:
+        ids = list(s.execute(select(PersonLink.person_id)).scalars())
+    assert run.linkable_records == 0 and len(ids) == len(set(ids)) == run.records
+    assert run.ids_changed > 0
 
 
 def test_evaluation_refuses_a_truth_file_without_the_needed_columns(
@@ -404,7 +411,7 @@ def test_each_run_records_its_model_and_report_figures_and_is_audited(linked_hub
         "surname",
         "birth_date",
     ]
-    assert sum(b["pairs"] for b in params["histogram"]) == params["kept_pairs"] > 0
+    assert sum(b["pairs"] for b in params["histogram"]) == params["scored_pairs"] > 0
     assert {e["threshold"] for e in params["estimates"]} >= {0.8}
     assert set(params["timings"]) >= {"u", "m", "predict", "cluster"}
     assert audited == 1
