@@ -232,7 +232,6 @@ def link(hub: Any) -> dict[str, Any]:
         "trained": summary.trained,
         "threshold": summary.threshold,
         "blocked_pairs": params.get("scored_pairs"),
-        "kept_pairs": params.get("kept_pairs"),
         "dataset_pairs": summary.dataset_pairs,
         "engine": params.get("engine", {}),
         "model_estimates": params.get("estimates", []),

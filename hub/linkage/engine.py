@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -149,13 +148,11 @@ class LinkResult:
 
     record_ids: np.ndarray
     cluster: np.ndarray
+    #: Pairs the blocking rules generated that scored a match probability of 1% or more (the
+    #: rest are dropped as they are scored, so they never use memory).
     pairs: pd.DataFrame
     model: dict[str, Any]
     trained: str
-    #: Pairs the blocking rules generated that scored a match probability of 1% or more (the
-    #: rest are dropped as they are scored, so they never use memory); before the filter to
-    #: permitted dataset pairs.
-    blocked_pairs: int
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -353,12 +350,14 @@ def link(
     present = {c for c in TOKEN_COLUMNS if frame[c].notna().any()}
     if len(frame) < 2 or not {"t_fn", "t_ln", "t_dob"} & present:
         # Nothing to compare: every record is its own person.
-        return LinkResult(ids, np.arange(len(ids)), _no_pairs(), {}, "none", 0, timings)
+        return LinkResult(ids, np.arange(len(ids)), _no_pairs(), {}, "none", timings)
 
     group = _sampling_group(frame["source_dataset"], permitted)
     if frame["source_dataset"].isin(group).sum() < 2:
         # Every dataset holds one record and none is permitted with another: no pair exists.
-        return LinkResult(ids, np.arange(len(ids)), _no_pairs(), {}, "none", 0, timings)
+        return LinkResult(ids, np.arange(len(ids)), _no_pairs(), {}, "none", timings)
+
+    import duckdb  # here, not at import: the API and CLI load this module at start-up
 
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{settings.memory_limit}'")
@@ -417,7 +416,6 @@ def link(
         lap("m")
         linker = Linker(table, model, log_level=logging.ERROR)
         pairs = _predict(linker, con, len(frame), settings, say)
-        blocked = len(pairs)
         lap("predict")
     finally:
         con.close()
@@ -425,7 +423,7 @@ def link(
     dated = frame["t_dob"].notna().to_numpy()
     cluster = _components(ids, pairs, settings.threshold, dated, masks)
     lap("cluster")
-    return LinkResult(ids, cluster, pairs, model, trained, blocked, timings)
+    return LinkResult(ids, cluster, pairs, model, trained, timings)
 
 
 def _predict(

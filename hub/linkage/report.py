@@ -263,7 +263,6 @@ def linkage_report(session: Session, actor: Actor, run_id: int | None = None) ->
             "links": run.links,
             "trained": params.get("trained"),
             "scored_pairs": params.get("scored_pairs"),
-            "kept_pairs": params.get("kept_pairs"),
             "datasets": list(params.get("datasets") or []),
             "dataset_pairs": details.get("dataset_pairs") or [],
             "ids_changed": params.get("ids_changed"),

@@ -370,8 +370,7 @@ def _record_section(report: dict[str, Any]) -> str:
             [
                 ("Run", _e(run.get("id"))),
                 ("Finished", _e(run.get("finished_at"))),
-                ("Pairs scored", _int(run.get("scored_pairs"))),
-                ("Pairs kept (permitted dataset pairs)", _int(run.get("kept_pairs"))),
+                ("Pairs scored (match probability 1% or more)", _int(run.get("scored_pairs"))),
                 ("Permitted dataset pairs", pairs),
             ]
         )

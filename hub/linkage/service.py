@@ -119,7 +119,8 @@ def assign_person_ids(
     records and the others are *merged* into it; a cluster heir to none gets a fresh id; records
     a cluster took from an old id that went on elsewhere are *split* off it, to the cluster's
     id."""
-    order = sorted(range(len(clusters)), key=lambda i: min(key_of(r) for r in clusters[i]))
+    smallest = [min(key_of(r) for r in members) for members in clusters]
+    order = sorted(range(len(clusters)), key=smallest.__getitem__)
     held: list[Counter[str]] = [Counter() for _ in clusters]
     for i, members in enumerate(clusters):
         held[i].update(previous[r] for r in members if r in previous)
@@ -144,9 +145,8 @@ def assign_person_ids(
                 Change("split", o, ids[i], n) for o, n in sorted(held[i].items()) if heir[o] != i
             ]
             continue
-        keys = [key_of(r) for r in clusters[i]]
         salt = 0
-        while (candidate := person_id(keys, salt)) in taken:
+        while (candidate := person_id([smallest[i]], salt)) in taken:
             salt += 1
         ids[i] = candidate
         taken.add(candidate)
@@ -206,7 +206,8 @@ def run_linkage(
         & ~frame["no_linkage"].astype(bool)
         & ~frame["aggregate_only"].astype(bool)
     ).to_numpy()
-    result = engine.link(frame[linkable], pairs, settings, progress)
+    linkable_frame = frame[linkable]
+    result = engine.link(linkable_frame, pairs, settings, progress)
 
     ids = frame["unique_id"].to_numpy(dtype=np.int64)
     # Linkable records by engine cluster; every other record is a cluster of its own.
@@ -243,7 +244,8 @@ def run_linkage(
 
     links = int((result.pairs["match_probability"] >= settings.threshold).sum())
     run.status, run.records, run.persons, run.links = "finished", len(frame), len(clusters), links
-    run.params = _run_params(settings, result, frame[linkable], changes, changed)
+    datasets = sorted(linkable_frame["source_dataset"].unique().tolist())
+    run.params = _run_params(settings, result, datasets, changed)
     run.finished_at = utcnow()
     summary = LinkageSummary(
         run_id=run.id,
@@ -293,24 +295,18 @@ def _write_links(
 
 
 def _run_params(
-    settings: EngineSettings,
-    result: engine.LinkResult,
-    linkable: pd.DataFrame,
-    changes: list[Change],
-    changed: int,
+    settings: EngineSettings, result: engine.LinkResult, datasets: list[str], changed: int
 ) -> dict[str, object]:
-    """What a run records for its report: settings, model, score distribution, estimates."""
+    """What a run records for its report: settings, model, score distribution, estimates.
+    (Merges and splits are in ``linkage_changes``; counts are on the run row.)"""
     return {
         "engine": asdict(settings),
         "trained": result.trained,
         "model": engine.recorded_model(result.model),
-        "scored_pairs": result.blocked_pairs,
-        "kept_pairs": len(result.pairs),
+        "scored_pairs": len(result.pairs),
         "timings": result.timings,
         "histogram": engine.histogram(result.pairs["match_weight"]),
         "estimates": engine.estimated_quality(result.pairs["match_probability"]),
-        "datasets": sorted(linkable["source_dataset"].unique().tolist()),
-        "merges": sum(c.kind == "merge" for c in changes),
-        "splits": sum(c.kind == "split" for c in changes),
+        "datasets": datasets,
         "ids_changed": changed,
     }

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from hub.agreements.service import current_versions
 from hub.auth.policies import Actor
 from hub.db.models import Release
-from hub.releases.service import ReleaseRequest, list_releases
+from hub.releases.service import ReleaseRequest, list_releases, request_release
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -64,8 +64,6 @@ def catalogue_entries(session: Session) -> list[dict[str, Any]]:
 def release_and_publish(hub: Hub, actor: Actor, req: ReleaseRequest) -> dict[str, Any]:
     """Make (or fetch the cached) release, committed; when it is a new public release,
     regenerate the public pages (:func:`publish_public_pages`). The view of the release."""
-    from hub.releases.service import request_release
-
     view = hub.transact(lambda s: release_view(*request_release(s, actor, req, hub.today())))
     if not view["cached"] and req.recipient == "public":
         try:
