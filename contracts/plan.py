@@ -100,9 +100,18 @@ class DatasetPlan:
 
 
 def aggregate_fields(aggregate: Aggregate) -> list[str]:
-    """Stored fields an aggregate reads: its dimensions, filters and time field."""
+    """Stored fields of its own dataset an aggregate reads: dimensions, filters, time field,
+    the value it adds up and the fields of its numerator (not those of linked datasets: see
+    :attr:`~contracts.model.Aggregate.linked_events`)."""
     names = [d for d in aggregate.dimensions if d not in ("month", "quarter", "year")]
-    names += [f for f in aggregate.filters if f not in names]
-    if aggregate.time_field and aggregate.time_field not in names:
-        names.append(aggregate.time_field)
+    more = list(aggregate.filters)
+    if aggregate.time_field:
+        more.append(aggregate.time_field)
+    if aggregate.value is not None:
+        more += aggregate.value.fields
+    if aggregate.numerator is not None:
+        more += aggregate.numerator.fields
+    for name in more:
+        if name not in names:
+            names.append(name)
     return names

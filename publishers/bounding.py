@@ -9,6 +9,10 @@ the count vector is capped:
 - ``count_persons``: first merge a person's rows that fall in the same cell (a person counts at
   most once per cell), then keep at most ``k`` of the person's cells per period. A cell that
   spans several periods is charged to the period of the row that represents it.
+- ``sum`` and ``mean`` keep rows as ``count_rows`` does, and add up each kept row's value,
+  already clamped into ``[lower, upper]`` (``measures.py``); ``rate_rows`` and ``rate_persons``
+  bound rows or person-cells as the counts do (see ``measures.py`` for how the numerator rides
+  along without costing more sensitivity).
 
 Which rows survive is decided by a keyed pseudo-random priority computed from
 ``(seed, person_id, cell, period)`` only, so one person's choice never depends on anyone
@@ -24,6 +28,7 @@ count_rows      k·P                         k·√P when a time dimension nests
                                             periods (every cell in exactly one period),
                                             else k·P (all rows may land in one cell)
 count_persons   min(k·P, cells)             √min(k·P, cells) (each cell changes by ≤ 1)
+sum of values   M·(count_rows' L1)          M·(count_rows' L2), M = max(|lower|, |upper|)
 ==============  ==========================  =========================================
 
 Irrational values are rounded *up* to the next float, so sensitivity is never understated.
@@ -74,38 +79,52 @@ def _scaled_sqrt_up(k: int, m: int) -> float:
     return x
 
 
+#: Measures whose unit is a person × cell (a person counts at most once per cell).
+PER_PERSON_CELL = ("count_persons", "rate_persons")
+
+
 def sensitivity_for(
     aggregate: Aggregate,
     bound: ContributionBound,
     window_start: dt.date,
     window_end: dt.date,
     n_cells: int,
+    magnitude: int = 1,
 ) -> Sensitivity:
-    """The L1/L2 sensitivity of the bounded count vector; needs no data (see module docs)."""
+    """The L1/L2 sensitivity of the bounded vector; needs no data (see module docs).
+
+    ``magnitude`` is the largest absolute value one kept row adds to its cell: 1 for counts,
+    ``M`` for a sum of values clamped into ``[-M, M]`` (rows-based measures only).
+    """
     k = bound.max_rows_per_person_per_period
     if aggregate.time_field is None:
         periods = 1  # the whole window is one period
     else:
         periods = periods_in_window(window_start, window_end, bound.period)
     nested = aggregate.time_field is not None and nests_in_periods(aggregate, bound.period)
-    if aggregate.measure == "count_persons":
+    if aggregate.measure in PER_PERSON_CELL:
+        if magnitude != 1:
+            raise ValueError("person-cell measures add 1 per unit; magnitude must be 1")
         touched = min(k * periods, max(n_cells, 1))
         return Sensitivity(float(touched), _scaled_sqrt_up(1, touched), k, periods, nested)
-    l2 = _scaled_sqrt_up(k, periods) if nested else float(k * periods)
-    return Sensitivity(float(k * periods), l2, k, periods, nested)
+    per_period = k * magnitude
+    l2 = _scaled_sqrt_up(per_period, periods) if nested else float(per_period * periods)
+    return Sensitivity(float(per_period * periods), l2, k, periods, nested)
 
 
 @dataclass(frozen=True)
 class BoundedCounts:
     """The true (bounded) count per cell, and what bounding did to the rows.
 
-    ``counts`` are exact counts of private data: they go to the mechanism and nowhere else.
+    ``counts`` (and ``sums``, the kept rows' values added up per cell when values were given)
+    are exact statistics of private data: they go to the mechanism and nowhere else.
     """
 
     counts: IntArray
     used: int
     dropped_by_bounding: int
     merged_into_person_cells: int
+    sums: IntArray | None = None
 
 
 def new_seed() -> int:
@@ -168,17 +187,26 @@ def _keep_first(rows: IntArray, groups: IntArray, priority: U64, k: int) -> IntA
 
 
 def bound_contributions(
-    placement: Placement, measure: str, k: int, n_cells: int, seed: int
+    placement: Placement,
+    measure: str,
+    k: int,
+    n_cells: int,
+    seed: int,
+    values: IntArray | None = None,
 ) -> BoundedCounts:
-    """Cap each person's contribution and count the survivors per cell."""
+    """Cap each person's contribution and count the survivors per cell; with ``values`` (one
+    per row, already clamped), also add up the survivors' values per cell."""
     rows = np.flatnonzero(placement.cell >= 0).astype(np.int64)
     placed = rows.size
     if placed == 0:
-        return BoundedCounts(np.zeros(n_cells, dtype=np.int64), 0, 0, 0)
+        zeros = np.zeros(n_cells, dtype=np.int64)
+        return BoundedCounts(zeros, 0, 0, 0, None if values is None else zeros.copy())
     priority = row_priorities(placement, rows, seed)
     person = placement.person[rows]
     merged = 0
-    if measure == "count_persons":
+    if measure in PER_PERSON_CELL:
+        if values is not None:
+            raise ValueError("person-cell measures count units; they add up no values")
         # One unit per person × cell, represented by the person's lowest-priority row there.
         pair = person * n_cells + placement.cell[rows]
         index = np.arange(placed, dtype=np.int64)
@@ -190,4 +218,9 @@ def bound_contributions(
     groups = person * span + (period - period.min())
     kept = _keep_first(rows, groups, priority, k)
     counts = np.bincount(placement.cell[kept], minlength=n_cells).astype(np.int64)
-    return BoundedCounts(counts, int(kept.size), int(rows.size - kept.size), merged)
+    sums = None
+    if values is not None:
+        # Exact: float64 holds integers to 2^53, far above any bounded sum of one release.
+        weights = values[kept].astype(np.float64)
+        sums = np.rint(np.bincount(placement.cell[kept], weights, n_cells)).astype(np.int64)
+    return BoundedCounts(counts, int(kept.size), int(rows.size - kept.size), merged, sums)

@@ -74,7 +74,15 @@ def error_bound(model: PrivacyModel, scale: float, alpha: float = ALPHA) -> floa
     """OpenDP's (1 - alpha) bound on one cell's absolute noise: P(|noise| >= bound) <= alpha."""
     if model == "zcdp":
         return float(dp.discrete_gaussian_scale_to_accuracy(float(scale), float(alpha), T=float))
-    return float(dp.discrete_laplacian_scale_to_accuracy(float(scale), float(alpha), T=float))
+    bound = float(dp.discrete_laplacian_scale_to_accuracy(float(scale), float(alpha), T=float))
+    if math.isfinite(bound) and bound >= 1:
+        return bound
+    # OpenDP's closed form underflows (-inf) at scales far below one unit; there the noise is
+    # almost surely 0, and P(|noise| >= 1) = 2q / (1 + q) with q = exp(-1/scale) says so.
+    q = math.exp(-1.0 / scale)
+    if 2 * q / (1 + q) <= alpha:
+        return 1.0
+    raise CalibrationFailed(f"no accuracy for a discrete Laplace of scale {scale:g}")
 
 
 @dataclass(frozen=True)

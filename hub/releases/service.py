@@ -26,7 +26,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import Table, select, update
@@ -37,7 +37,12 @@ from sqlalchemy.orm import Session
 from contracts.model import Aggregate, Agreement
 from contracts.plan import aggregate_fields, time_key
 from hub import audit
-from hub.agreements.service import Governing, check_in_force, governing_aggregate
+from hub.agreements.service import (
+    Governing,
+    check_in_force,
+    governing_aggregate,
+    governing_dataset,
+)
 from hub.auth.policies import Actor, Permission, Role, check_permission
 from hub.db.models import (
     BudgetAccount,
@@ -51,6 +56,9 @@ from hub.db.models import (
 )
 from hub.errors import BudgetExhausted, InvalidRequest, NotAllowed, NotFound
 from publishers.cells import PERIOD_UNIT
+
+if TYPE_CHECKING:
+    from publishers.release import Terms
 
 MAX_WINDOW_MONTHS = 120
 LIFETIME = "lifetime"
@@ -132,8 +140,33 @@ def _uploads_of(session: Session, dataset_id: str) -> list[str]:
     )
 
 
-def request_hash(gov: Governing, req: ReleaseRequest, uploads: list[str]) -> str:
-    body = {
+@dataclass(frozen=True)
+class Sources:
+    """Everything a release reads: its own agreement and dataset's uploads, and for each
+    dataset its numerator looks into, that dataset, its governing agreement and uploads."""
+
+    gov: Governing
+    aggregate: Aggregate
+    uploads: list[str]
+    linked: tuple[tuple[str, Governing, list[str]], ...] = ()
+
+    @property
+    def governing(self) -> list[Governing]:
+        """Every agreement whose data the release reads, its own first (each once)."""
+        out = {self.gov.spec.ref: self.gov}
+        for _, gov, _ in self.linked:
+            out.setdefault(gov.spec.ref, gov)
+        return list(out.values())
+
+    @property
+    def all_uploads(self) -> list[str]:
+        return sorted({*self.uploads, *(u for _, _, ups in self.linked for u in ups)})
+
+
+def request_hash(
+    gov: Governing, req: ReleaseRequest, uploads: list[str], src: Sources | None = None
+) -> str:
+    body: dict[str, Any] = {
         "aggregate": req.aggregate_id,
         "agreement": gov.spec.ref,
         "agreement_sha256": gov.row.sha256,
@@ -141,6 +174,12 @@ def request_hash(gov: Governing, req: ReleaseRequest, uploads: list[str]) -> str
         "window": [req.window_start.isoformat(), req.window_end.isoformat()],
         "uploads": uploads,
     }
+    if src is not None and src.linked:
+        # Only releases that read linked data hash these, so earlier requests keep their hash.
+        body["linked"] = {
+            dataset: {"agreement": g.spec.ref, "sha256": g.row.sha256, "uploads": ups}
+            for dataset, g, ups in src.linked
+        }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -253,12 +292,37 @@ def find_cached(session: Session, digest: str) -> Release | None:
     ).scalar_one_or_none()
 
 
-def _release_gate(
-    session: Session, actor: Actor, req: ReleaseRequest, today: dt.date
-) -> tuple[Governing, Aggregate, list[str]]:
+def _linked_source(
+    session: Session, aggregate: Aggregate, dataset_id: str, req: ReleaseRequest, today: dt.date
+) -> tuple[str, Governing, list[str]]:
+    """A dataset a release's numerator looks into: its agreement must be in force, allow the
+    recipient and permit linkage with the aggregate's dataset."""
+    try:
+        other = governing_dataset(session, dataset_id)
+    except NotFound:
+        raise NotAllowed(
+            f"{aggregate.id} needs linked dataset {dataset_id}, which no registered agreement "
+            "declares; register its agreement first"
+        ) from None
+    check_in_force(other, today, "released", session)
+    check_recipient(other.spec, req.recipient)
+    link = other.spec.linkage
+    if (
+        not link.permitted
+        or aggregate.dataset not in link.link_with
+        or aggregate.dataset in link.prohibited_with
+    ):
+        raise NotAllowed(
+            f"{aggregate.id} reads {dataset_id} linked to {aggregate.dataset}, but "
+            f"{other.spec.ref} does not permit linking {dataset_id} with {aggregate.dataset}"
+        )
+    return dataset_id, other, _uploads_of(session, dataset_id)
+
+
+def _release_gate(session: Session, actor: Actor, req: ReleaseRequest, today: dt.date) -> Sources:
     """What a release and its preview both check first: the actor may request releases, the
-    request is well-formed, the agreement is in force for releasing and allows the recipient.
-    Returns the governing agreement, the aggregate and the uploads it would use."""
+    request is well-formed, every agreement whose data it reads is in force for releasing and
+    allows the recipient (and, for linked data, permits the linkage). Returns the sources."""
     check_permission(actor, Permission.releases_create)
     req.validate(today)
     gov = governing_aggregate(session, req.aggregate_id)
@@ -266,23 +330,39 @@ def _release_gate(
     check_recipient(gov.spec, req.recipient)
     aggregate = gov.spec.aggregate(req.aggregate_id)
     assert aggregate is not None
-    return gov, aggregate, _uploads_of(session, aggregate.dataset)
+    linked = tuple(
+        _linked_source(session, aggregate, event.dataset, req, today)
+        for event in aggregate.linked_events
+    )
+    return Sources(gov, aggregate, _uploads_of(session, aggregate.dataset), linked)
+
+
+def _terms(src: Sources) -> Terms:
+    from publishers.release import release_terms  # OpenDP loads lazily
+
+    return release_terms(src.gov.spec, src.aggregate.id, [g.spec for _, g, _ in src.linked])
 
 
 def request_release(
     session: Session, actor: Actor, req: ReleaseRequest, today: dt.date | None = None
 ) -> tuple[Release, bool]:
     """Return ``(release, cached)``. The caller commits before showing the release."""
-    from publishers.release import compute_release, privacy_cost  # OpenDP loads lazily
+    from publishers.release import compute_release  # OpenDP loads lazily
 
     today = today or dt.date.today()
-    gov, aggregate, uploads = _release_gate(session, actor, req, today)
-    digest = request_hash(gov, req, uploads)
+    src = _release_gate(session, actor, req, today)
+    gov, aggregate = src.gov, src.aggregate
+    digest = request_hash(gov, req, src.uploads, src)
     cached = find_cached(session, digest)
     if cached is not None:
         return cached, True
 
+    terms = _terms(src)
     rows = release_rows(session, aggregate.dataset, aggregate_fields(aggregate))
+    linked = {
+        event.dataset: release_rows(session, event.dataset, list(event.fields))
+        for event in aggregate.linked_events
+    }
     computed = compute_release(
         gov.spec,
         req.aggregate_id,
@@ -290,22 +370,25 @@ def request_release(
         window_start=req.window_start,
         window_end=req.window_end,
         seed=secrets.randbits(63),
+        linked=linked,
+        terms=terms,
     )
+    del rows, linked
     release_id = uuid.uuid4().hex
-    cost = privacy_cost(gov.spec, req.aggregate_id)
     run = session.execute(
         select(LinkageRun).order_by(LinkageRun.id.desc()).limit(1)
     ).scalar_one_or_none()
+    governing = src.governing
     manifest = {
         "id": release_id,
         "aggregate_id": req.aggregate_id,
         "title": aggregate.title,
         "channel": aggregate.channel,
         "recipient": req.recipient,
-        "agreements": [gov.spec.ref],
-        "agreement_sha256": {gov.spec.ref: gov.row.sha256},
+        "agreements": [g.spec.ref for g in governing],
+        "agreement_sha256": {g.spec.ref: g.row.sha256 for g in governing},
         "released_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "uploads": uploads,
+        "uploads": src.all_uploads,
         "linkage_run": run.id if run else None,
         "linkage_method": run.method if run else None,
         "privacy_unit_note": (
@@ -320,17 +403,30 @@ def request_release(
         aggregate_id=req.aggregate_id,
         recipient=req.recipient,
         requested_by=actor.user_id,
-        privacy_model=gov.spec.outputs.privacy.model,
-        privacy_loss=cost,
+        privacy_model=terms.privacy_model,
+        privacy_loss=terms.loss,
         manifest=manifest,
     )
     session.add(release)
     session.add(
-        ReleaseSource(release_id=release_id, agreement_version_id=gov.row.id, upload_ids=uploads)
+        ReleaseSource(
+            release_id=release_id, agreement_version_id=gov.row.id, upload_ids=src.uploads
+        )
     )
+    for _, other, uploads in src.linked:
+        session.add(
+            ReleaseSource(
+                release_id=release_id, agreement_version_id=other.row.id, upload_ids=uploads
+            )
+        )
     session.flush()  # claims request_hash; an identical request in flight fails here, retries
-    accounts = debit(session, gov.spec, cost, today)
-    session.add_all(BudgetDebit(account_id=a, release_id=release_id, amount=cost) for a in accounts)
+    amounts = {c.agreement: c.amount for c in terms.charges}
+    for g in governing:
+        amount = amounts[g.spec.ref]
+        accounts = debit(session, g.spec, amount, today)
+        session.add_all(
+            BudgetDebit(account_id=a, release_id=release_id, amount=amount) for a in accounts
+        )
     session.flush()
     audit.append(
         session,
@@ -341,8 +437,10 @@ def request_release(
             {
                 "aggregate": req.aggregate_id,
                 "agreement": gov.spec.ref,
-                "privacy_loss": cost,
-                "model": gov.spec.outputs.privacy.model,
+                "agreements": [g.spec.ref for g in governing],
+                "privacy_loss": terms.loss,
+                "charges": [c.as_dict() for c in terms.charges],
+                "model": terms.privacy_model,
                 "recipient": req.recipient,
             },
         ),
@@ -377,28 +475,34 @@ def preview_release(
     from publishers.release import preview  # OpenDP loads lazily
 
     today = today or dt.date.today()
-    gov, aggregate, uploads = _release_gate(session, actor, req, today)
-    cached = find_cached(session, request_hash(gov, req, uploads))
-    plan = preview(gov.spec, req.aggregate_id, req.window_start, req.window_end)
-    cost = 0.0 if cached is not None else float(plan["cost"])
-    period, lifetime = (
-        _remaining(session, gov.spec.id, key, cap) for key, cap in _budget_accounts(gov.spec, today)
-    )
-    accounts = {"period": period, "lifetime": lifetime}
-    for account in accounts.values():
-        account["remaining_after"] = _left(account["remaining"], cost)
-    fits = all(cost <= a["remaining"] + TOLERANCE for a in accounts.values())
+    src = _release_gate(session, actor, req, today)
+    cached = find_cached(session, request_hash(src.gov, req, src.uploads, src))
+    terms = _terms(src)
+    plan = preview(src.gov.spec, req.aggregate_id, req.window_start, req.window_end, terms)
+    budgets = {}
+    for g, charge in zip(src.governing, terms.charges, strict=True):
+        cost = 0.0 if cached is not None else charge.amount
+        period, lifetime = (
+            _remaining(session, g.spec.id, key, cap) for key, cap in _budget_accounts(g.spec, today)
+        )
+        accounts = {"period": period, "lifetime": lifetime, "unit": charge.unit, "cost": cost}
+        for account in (period, lifetime):
+            account["remaining_after"] = _left(account["remaining"], cost)
+        accounts["fits"] = all(cost <= a["remaining"] + TOLERANCE for a in (period, lifetime))
+        budgets[g.spec.ref] = accounts
+    own = budgets[src.gov.spec.ref]
     return {
         **plan,
-        "title": aggregate.title,
+        "title": src.aggregate.title,
         "recipient": req.recipient,
         "cached": cached is not None,
         "cached_release_id": cached.id if cached is not None else None,
         "cost_per_release": plan["cost"],
-        "cost": cost,
+        "cost": 0.0 if cached is not None else float(plan["cost"]),
         "budget_unit": plan["privacy_loss_unit"],
-        "budget": accounts,
-        "fits": fits,
+        "budget": {"period": own["period"], "lifetime": own["lifetime"]},
+        "budgets": budgets,
+        "fits": all(b["fits"] for b in budgets.values()),
     }
 
 

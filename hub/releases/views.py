@@ -35,7 +35,7 @@ def release_csv(release: Release) -> str:
 
 def catalogue_entries(session: Session) -> list[dict[str, Any]]:
     """Every approved aggregate, with what it costs and what it needs."""
-    from publishers.release import privacy_cost
+    from publishers.release import definition_of, privacy_cost
 
     out = []
     for gov in current_versions(session):
@@ -49,6 +49,7 @@ def catalogue_entries(session: Session) -> list[dict[str, Any]]:
                     "status": gov.row.status,
                     "dataset": agg.dataset,
                     "measure": agg.measure,
+                    **definition_of(agg),
                     "dimensions": list(agg.dimensions),
                     "filters": {k: list(v) for k, v in agg.filters.items()},
                     "channel": agg.channel,

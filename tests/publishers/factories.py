@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.loader import example_agreement_paths, load_agreement
-from contracts.model import Aggregate, Agreement
+from contracts.model import Aggregate, Agreement, FieldType
 
 POLICE = "dsa-police-victimizations"
 HOSPITAL = "dsa-hospital-ed-injury"
@@ -34,6 +34,15 @@ def make_agreement(agreement_id: str = POLICE) -> Agreement:
         if agreement.id == agreement_id:
             return agreement
     raise KeyError(agreement_id)
+
+
+def agreement_declaring(dataset_id: str) -> Agreement:
+    """The example agreement that declares ``dataset_id``."""
+    for path in example_agreement_paths():
+        agreement = make_agreement(load_agreement(path).id)
+        if agreement.dataset(dataset_id) is not None:
+            return agreement
+    raise KeyError(dataset_id)
 
 
 def make_agreement_with(
@@ -146,17 +155,52 @@ def make_rows_for(
     rng = np.random.default_rng(seed)
     ids = np.array([f"person-{i:07d}" for i in range(persons)], dtype=object)
     data: dict[str, Any] = {"person_id": ids[rng.integers(0, persons, n)]}
+    first = rng.integers(0, (end - start).days + 1, n)
     for name in aggregate_fields(aggregate):
+        field = dataset.field(name)
+        assert field is not None
         if name == aggregate.time_field:
-            days = [(start + dt.timedelta(d)).isoformat() for d in range((end - start).days + 1)]
-            choices = np.array(days, dtype=object)
+            data[name] = np.array([(start + dt.timedelta(int(d))).isoformat() for d in first])
+        elif field.type in (FieldType.date, FieldType.datetime):
+            # A later date of the same row (0-60 days on), missing for one row in five.
+            later = first + rng.integers(0, 61, n)
+            data[name] = np.array(
+                [
+                    None if gone else (start + dt.timedelta(int(d))).isoformat()
+                    for d, gone in zip(later, rng.random(n) < 0.2, strict=True)
+                ],
+                dtype=object,
+            )
         else:
-            field = dataset.field(name)
-            assert field is not None
             keys = field_keys(field) or list(aggregate.filters.get(name, ()))
             choices = np.array(keys, dtype=object)
-        data[name] = choices[rng.integers(0, len(choices), n)]
+            data[name] = choices[rng.integers(0, len(choices), n)]
     return pd.DataFrame(data)
+
+
+def make_linked_rows(
+    agreement: Agreement, aggregate_id: str, rows: pd.DataFrame, *, seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """For an aggregate whose numerator looks into a linked dataset: that dataset's rows for
+    half of ``rows``' people, dated within a year of one of their rows, with the condition's
+    filter values (or others) drawn at random."""
+    aggregate = agreement.aggregate(aggregate_id)
+    assert aggregate is not None and aggregate.time_field is not None
+    rng = np.random.default_rng(seed)
+    out = {}
+    for event in aggregate.linked_events:
+        chosen = rows.sample(frac=0.5, random_state=seed)
+        base = pd.to_datetime(chosen[aggregate.time_field]).to_numpy()
+        shift = rng.integers(-400, 60, len(chosen)).astype("timedelta64[D]")
+        frame: dict[str, Any] = {
+            "person_id": chosen["person_id"].to_numpy(),
+            event.time_field: pd.Series(base + shift).dt.strftime("%Y-%m-%d").to_numpy(),
+        }
+        for name, allowed in event.filters.items():
+            values = np.array([*allowed, "SOMETHING_ELSE"], dtype=object)
+            frame[name] = values[rng.integers(0, len(values), len(chosen))]
+        out[event.dataset] = pd.DataFrame(frame)
+    return out
 
 
 WINDOW = {"window_start": dt.date(2025, 7, 1), "window_end": dt.date(2026, 6, 30)}

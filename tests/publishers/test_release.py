@@ -7,12 +7,14 @@ import pytest
 from contracts.loader import example_agreement_paths, load_agreement
 from publishers import release as release_module
 from publishers.errors import ReleaseRefused
-from publishers.release import compute_release, preview, privacy_cost
+from publishers.release import compute_release, preview, privacy_cost, release_terms
 from tests.publishers.factories import (
     HOSPITAL,
     POLICE,
+    agreement_declaring,
     make_agreement,
     make_area_agreement,
+    make_linked_rows,
     make_police_rows,
     make_rows,
     make_rows_for,
@@ -35,12 +37,22 @@ def make_release(agreement_id: str = POLICE, aggregate_id: str = "viol_monthly",
 @pytest.mark.parametrize(("agreement_id", "aggregate_id"), EXAMPLE_AGGREGATES)
 def test_every_example_aggregate_releases_within_its_cost(agreement_id, aggregate_id):
     agreement = make_agreement(agreement_id)
+    aggregate = agreement.aggregate(aggregate_id)
     rows = make_rows_for(agreement, aggregate_id, 2000, persons=700)
-    release = compute_release(agreement, aggregate_id, rows, **WINDOW)
-    assert release.privacy_loss <= privacy_cost(agreement, aggregate_id)
-    assert release.privacy_loss == pytest.approx(privacy_cost(agreement, aggregate_id))
+    linked = make_linked_rows(agreement, aggregate_id, rows)
+    others = [agreement_declaring(d) for d in linked]
+    terms = release_terms(agreement, aggregate_id, others)
+    release = compute_release(agreement, aggregate_id, rows, **WINDOW, linked=linked, terms=terms)
+    assert release.privacy_loss <= terms.loss
+    assert release.privacy_loss == pytest.approx(terms.loss)
     values = [c["value"] for c in release.cells if c["value"] is not None]
-    assert all(isinstance(v, int) and v >= 0 for v in values)
+    if aggregate.measure in ("count_rows", "count_persons", "sum"):
+        assert all(isinstance(v, int) and v >= 0 for v in values)
+    elif aggregate.measure == "mean":
+        lower, upper = aggregate.value.bounds
+        assert all(lower <= v <= upper for v in values)
+    else:
+        assert all(0 <= v <= 1 for v in values)
     json.dumps(release.to_manifest())
 
 
