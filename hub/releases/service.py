@@ -421,7 +421,9 @@ def request_release(
         )
     session.flush()  # claims request_hash; an identical request in flight fails here, retries
     amounts = {c.agreement: c.amount for c in terms.charges}
-    for g in governing:
+    # Accounts are locked in one order (by agreement id) by every release, so two releases
+    # charging the same two agreements cannot deadlock on PostgreSQL.
+    for g in sorted(governing, key=lambda g: g.spec.id):
         amount = amounts[g.spec.ref]
         accounts = debit(session, g.spec, amount, today)
         session.add_all(
