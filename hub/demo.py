@@ -175,10 +175,16 @@ def _flow(
                 say(f"6. {agg.id}: refused: {exc.detail}")
                 continue
             releases.append(view)
+            if view["error_bound_95"] is not None:
+                accuracy = f"95% error within ±{view['error_bound_95']:g}"
+            else:
+                accuracy = "a 95% interval per cell"
+            charged = ", ".join(
+                f"{c['unit']} {c['amount']:.4g} to {c['agreement']}" for c in view["charges"]
+            )
             say(
-                f"6. released {agg.id}: {len(view['cells'])} cells, {view['mechanism']}, "
-                f"privacy loss {view['privacy_loss']:g} ({view['privacy_model']}), "
-                f"95% error within ±{view['error_bound_95']:g}"
+                f"6. released {agg.id} ({view['measure']}): {len(view['cells'])} cells, "
+                f"{view['mechanism']}, charged {charged}; {accuracy}"
             )
     # The same request again is answered from the stored release: same numbers, no new spend.
     if releases:

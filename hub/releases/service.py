@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, Text, cast, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -184,20 +184,35 @@ def request_hash(
 
 
 def release_rows(session: Session, dataset_id: str, fields: list[str]) -> pd.DataFrame:
-    """The narrow data interface publishers read: person id plus the stored fields needed."""
-    result = session.execute(
-        select(Record.values, PersonLink.person_id)
+    """The narrow data interface publishers read: person id plus the stored fields needed.
+
+    Read through the driver's own cursor, values as JSON text parsed here: at 200,000 records
+    this takes a third of the time SQLAlchemy's rows and JSON type take (bench_release)."""
+    query = (
+        select(PersonLink.person_id, cast(Record.values, Text))
         .join(PersonLink, PersonLink.record_id == Record.id, isouter=True)
         .where(Record.dataset_id == dataset_id)
-    ).all()
-    if any(pid is None for _, pid in result):
+    )
+    connection = session.connection()
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql)
+        result = cursor.fetchall()
+    finally:
+        cursor.close()
+    person_ids = [pid for pid, _ in result]
+    if any(pid is None for pid in person_ids):
         raise InvalidRequest(
             f"{dataset_id} has records without a person id; run `ovphub link run` before "
             "releasing (the privacy unit is the linked person)"
         )
-    data: dict[str, list[Any]] = {"person_id": [pid for _, pid in result]}
+    decode = json.JSONDecoder().decode
+    values = [decode(text) for _, text in result]
+    del result
+    data: dict[str, list[Any]] = {"person_id": person_ids}
     for name in fields:
-        data[name] = [values.get(name) for values, _ in result]
+        data[name] = [v.get(name) for v in values]
     return pd.DataFrame(data, dtype=object)
 
 

@@ -26,7 +26,7 @@ from hub.synth import generate
 
 POLICE = "dsa-police-victimizations@1.0.0"
 HOSPITAL = "dsa-hospital-ed-injury@1.0.0"
-RHO = 0.2 * 0.5  # repeat_victimization_yr: budget_share 0.2 x per_period 0.5
+RHO = 0.1 * 0.5  # repeat_victimization_yr: budget_share 0.1 x per_period 0.5
 EPSILON = math.sqrt(2 * RHO)  # the hospital agreement is pure DP: the release must be too
 
 
