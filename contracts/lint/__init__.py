@@ -9,7 +9,11 @@ first. They are grouped by kind:
 * ``law`` — rules a regime imposes, switched on by regime flags and legal bases (VAWA/VOCA,
   42 CFR Part 2, FERPA, CJIS, juvenile records, HIPAA);
 * ``across`` — rules over several agreements linted together (datasets named in link_with
-  exist and name this agreement back, one owner per dataset, one legal name per party).
+  exist and name this agreement back, one owner per dataset, one legal name per party, a
+  rate's condition on a linked dataset reads fields that dataset has).
+
+``measures`` holds what both check about the fields an aggregate reads (filters, the value of a
+sum or mean, the numerator of a rate).
 
 ``contracts.loader`` turns findings into problems with file and line, and lints what parsed
 of a document that has structural errors too (see :class:`~contracts.lint.base.Subject`).

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
+from contracts.lint import measures
 from contracts.lint.base import Subject
 
 CrossFinding = tuple[int, str, str]
@@ -112,6 +113,30 @@ def check_link_with(subjects: Sequence[Subject]) -> Iterator[CrossFinding]:
                     )
 
 
+def check_linked_events(subjects: Sequence[Subject]) -> Iterator[CrossFinding]:
+    """A rate's condition on a linked dataset of another agreement reads fields that dataset
+    has, kept to the day and with the values it allows. (An unknown dataset is reported at
+    link_with, which requires_linkage must be in.)"""
+    owners = _owners(subjects)
+    for n, s in enumerate(subjects):
+        if not _has(s, "outputs", "datasets"):
+            continue
+        mine = {ds.id for ds in s.agreement.datasets}
+        for i, g in enumerate(s.agreement.outputs.aggregates):
+            for event in g.linked_events:
+                if event.dataset in mine:
+                    continue  # structure.check_outputs checks it
+                for m in sorted(owners.get(event.dataset, ())):
+                    other = subjects[m]
+                    ds = other.agreement.dataset(event.dataset)
+                    if ds is None:
+                        continue
+                    owner = other.agreement.id if _has(other, "agreement") else ""
+                    at = f"outputs.aggregates[{i}].numerator.linked"
+                    for path, message in measures.check_linked_fields(other, ds, event, at, owner):
+                        yield n, path, message
+
+
 def check_party_names(subjects: Sequence[Subject]) -> Iterator[CrossFinding]:
     names: dict[str, tuple[str, int]] = {}
     for n, s in enumerate(subjects):
@@ -128,7 +153,13 @@ def check_party_names(subjects: Sequence[Subject]) -> Iterator[CrossFinding]:
                 )
 
 
-CROSS_CHECKS = (check_versions, check_dataset_owners, check_link_with, check_party_names)
+CROSS_CHECKS = (
+    check_versions,
+    check_dataset_owners,
+    check_link_with,
+    check_linked_events,
+    check_party_names,
+)
 
 
 def lint_across(subjects: Sequence[Subject]) -> list[CrossFinding]:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator, Sequence
 
 from contracts.conditions import ORDERING, ConditionError, parse_condition
+from contracts.lint import measures
 from contracts.lint.base import (
     Finding,
     Subject,
@@ -288,23 +289,23 @@ def check_outputs(s: Subject) -> Iterator[Finding]:
             if f is None:
                 if s.missing(dim, names):
                     yield dat, f"{dim} is not a field of dataset {ds.id}"
-            elif not f.transform.keeps_value or f.transform.kind == "keyed_hash":
-                yield dat, f"{dim} is not kept for analysis (transform {f.transform.kind})"
+            elif not measures.kept_for_analysis(f):
+                yield dat, measures.not_kept(f)
             elif field_keys(f) is None:
                 yield (
                     dat,
                     f"{dim} has no public list of values; declare `values` so that cells come "
                     "from a public key set, never from the data",
                 )
-        for fname, values in g.filters.items():
-            f = ds.field(fname)
-            if f is None:
-                if s.missing(fname, names):
-                    yield f"{at}.filters.{fname}", f"{fname} is not a field of dataset {ds.id}"
-            elif f.values is not None:
-                unknown = [v for v in values if v not in f.values]
-                if unknown:
-                    yield f"{at}.filters.{fname}", f"values {unknown} are not allowed for {fname}"
+        yield from measures.check_filters(s, ds, g.filters, f"{at}.filters")
+        if g.value is not None:
+            yield from measures.check_value(s, ds, g.value, f"{at}.value")
+        yield from measures.check_numerator(s, ds, g, at)
+        for event in g.linked_events:
+            # A linked dataset of another agreement is checked when the set is linted together.
+            other = a.dataset(event.dataset)
+            if other is not None and other.id != ds.id:
+                yield from measures.check_linked_fields(s, other, event, f"{at}.numerator.linked")
 
 
 @rule("outputs", "linkage")
@@ -317,6 +318,13 @@ def check_aggregate_linkage(s: Subject) -> Iterator[Finding]:
                     f"outputs.aggregates[{i}].requires_linkage[{k}]",
                     f"{g.id} needs linkage with {name}, which linkage does not permit; add it "
                     "to linkage.link_with or drop the aggregate",
+                )
+        for event in g.linked_events:
+            if event.dataset not in g.requires_linkage:
+                yield (
+                    f"outputs.aggregates[{i}].numerator.linked.dataset",
+                    f"{g.id} counts rows of {event.dataset}, which it can see only through "
+                    f"linkage; add {event.dataset} to its requires_linkage",
                 )
 
 

@@ -16,7 +16,9 @@ How the comparison works:
 * Lists of plain values (purposes, recipients, dimensions, allowed values …) are compared as
   collections: each value added or removed is one change; the same values in a new order is one
   "changes the order" change.
-* A field's transform is compared as one value ("changes the transform of X from keep to drop").
+* A field's transform is compared as one value ("changes the transform of X from keep to drop"),
+  and so are the pairs of a sum's, mean's or rate's ``days_between`` and ``bounds`` ("widens
+  the bounds of aggregate X from 0–90 to 0–120 days").
 * Every difference in the canonical form yields at least one change: where ``sentences.py`` has
   no sentence for a path, a generic one names the path ("changes the audit log retention of the
   security from 6 years to 7 years"). The tests mutate every leaf of the examples to hold this.
@@ -84,8 +86,16 @@ IDENTITY: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 """How the items of each list of things are told apart."""
 
-ATOMIC = frozenset({"datasets[*].fields[*].transform"})
-"""Paths compared as one value."""
+ATOMIC = frozenset(
+    {
+        "datasets[*].fields[*].transform",
+        "outputs.aggregates[*].value.days_between",
+        "outputs.aggregates[*].value.bounds",
+        "outputs.aggregates[*].numerator.days_between",
+    }
+)
+"""Paths compared as one value (a pair such as ``bounds: [0, 90]`` is one value, not a
+collection of two)."""
 ATOMIC_LEAVES = frozenset(p.rsplit(".", 1)[-1] for p in ATOMIC)
 
 Loc = tuple[str, ...]

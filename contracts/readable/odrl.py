@@ -40,6 +40,12 @@ each approved aggregate               permission ``distribute`` on the aggregate
                                       collection) with ``recipient isAnyOf`` allowed recipients,
                                       ``purpose``, ``dateTime``, ``hub:rho`` or ``hub:epsilon``
                                       ``lteq`` one release's spend, ``hub:minCellSize gteq``.
+                                      A sum or mean states ``hub:value`` (``hub:field`` or
+                                      ``hub:daysBetween``, ``hub:bounds``); a rate states
+                                      ``hub:numerator`` (``hub:filter``, ``hub:daysBetween`` and
+                                      ``hub:atMostDays``, ``hub:linkedEvent`` with
+                                      ``hub:dataset``, ``hub:timeField``, ``hub:filter``,
+                                      ``hub:daysFrom``, ``hub:daysTo``).
                                       (ODRL's own ``aggregate`` action means "put into a
                                       collection", not statistical aggregation, so it is not used.)
 ``purposes.prohibited``               one prohibition ``use`` per purpose (``purpose eq``)
@@ -61,7 +67,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.model import Agreement, Dataset, Party, Transform
+from contracts.model import Agreement, Condition, Dataset, Party, Transform, Value
+from contracts.readable import aggregate_words as aw
 from contracts.readable import words as w
 
 __all__ = ["DPV_NAMESPACE", "HUB_NAMESPACE", "ODRL_CONTEXT", "to_odrl"]
@@ -267,6 +274,36 @@ def _dataset_permission(agreement: Agreement, dataset: Dataset, assignee: str | 
     return rule
 
 
+def _value(value: Value) -> JSON:
+    out: JSON = {"hub:bounds": list(value.bounds)}
+    if value.field is not None:
+        out["hub:field"] = value.field
+    if value.days_between is not None:
+        out["hub:daysBetween"] = list(value.days_between)
+    return out
+
+
+def _numerator(condition: Condition) -> JSON:
+    out: JSON = {}
+    if condition.filters:
+        out["hub:filter"] = {k: list(v) for k, v in condition.filters.items()}
+    if condition.days_between is not None:
+        out["hub:daysBetween"] = list(condition.days_between)
+        out["hub:atMostDays"] = condition.at_most_days
+    event = condition.linked
+    if event is not None:
+        linked: JSON = {
+            "hub:dataset": dataset_uid(event.dataset),
+            "hub:timeField": event.time_field,
+            "hub:daysFrom": event.days_from,
+            "hub:daysTo": event.days_to,
+        }
+        if event.filters:
+            linked["hub:filter"] = {k: list(v) for k, v in event.filters.items()}
+        out["hub:linkedEvent"] = linked
+    return out
+
+
 def _aggregate_permission(agreement: Agreement, index: int) -> JSON:
     out = agreement.outputs
     aggregate = out.aggregates[index]
@@ -277,7 +314,7 @@ def _aggregate_permission(agreement: Agreement, index: int) -> JSON:
         "uid": aggregate_uid(agreement, aggregate.id),
         "partOf": f"{policy_uid(agreement)}:outputs",
         "dcterms:title": aggregate.title,
-        "dcterms:description": w.aggregate_brief(aggregate),
+        "dcterms:description": aw.aggregate_brief(aggregate),
         "hub:derivedFrom": dataset_uid(aggregate.dataset),
         "hub:measure": aggregate.measure,
         "hub:dimension": list(aggregate.dimensions),
@@ -287,6 +324,10 @@ def _aggregate_permission(agreement: Agreement, index: int) -> JSON:
         target["hub:filter"] = {k: list(v) for k, v in aggregate.filters.items()}
     if aggregate.requires_linkage:
         target["hub:requiresLinkage"] = [dataset_uid(d) for d in aggregate.requires_linkage]
+    if aggregate.value is not None:
+        target["hub:value"] = _value(aggregate.value)
+    if aggregate.numerator is not None:
+        target["hub:numerator"] = _numerator(aggregate.numerator)
     constraints = [
         _constraint("recipient", "isAnyOf", [_recipient_iri(r) for r in out.recipients_allowed]),
         _permitted_purposes(agreement),

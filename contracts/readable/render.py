@@ -17,6 +17,7 @@ hold the text of the version that was signed.
 from __future__ import annotations
 
 from contracts.model import Aggregate, Agreement, Dataset, Party
+from contracts.readable import aggregate_words as aw
 from contracts.readable import words as w
 from contracts.readable.document import (
     Block,
@@ -295,11 +296,13 @@ def _aggregate(agreement: Agreement, aggregate: Aggregate) -> str:
     symbol = w.loss_symbol(agreement.outputs.privacy.model)
     spend = w.number(round(aggregate.budget_share * budget.per_period, 12))
     text = (
-        f"{aggregate.id} — {aggregate.title}: {w.aggregate_brief(aggregate)}, from "
+        f"{aggregate.id} — {aggregate.title}: {aw.aggregate_brief(aggregate)}, from "
         f"{aggregate.dataset}"
     )
     if aggregate.time_field:
         text += f" (dates from {aggregate.time_field})"
+    for note in _measure_notes(aggregate):
+        text += f"; {note}"
     text += (
         f". Each release spends {w.percent(aggregate.budget_share)} of the "
         f"{w.period_adjective(budget.period)} budget ({symbol} = {spend}); published "
@@ -316,6 +319,33 @@ def _aggregate(agreement: Agreement, aggregate: Aggregate) -> str:
     if aggregate.requires_linkage:
         text += f"; needs linkage with {w.join_and(aggregate.requires_linkage)}"
     return text + "."
+
+
+def _measure_notes(aggregate: Aggregate) -> list[str]:
+    """What a reader needs to know about how a sum, mean or share is counted."""
+    notes = []
+    value = aggregate.value
+    if value is not None:
+        missing = (
+            "rows missing either date"
+            if value.days_between is not None
+            else f"rows without {value.field}"
+        )
+        notes.append(
+            f"{missing} are left out, and values outside {aw.bounds(value)} count as the nearest "
+            "bound, which limits what one person can change"
+        )
+    if aggregate.measure == "rate_persons":
+        notes.append(
+            "a person counts in the share of a cell when any of their rows there meets the "
+            "condition"
+        )
+    for event in aggregate.linked_events:
+        notes.append(
+            f"{event.dataset} is read only to decide who counts in the share, and none of it is "
+            "published"
+        )
+    return notes
 
 
 def _outputs(agreement: Agreement) -> Section:

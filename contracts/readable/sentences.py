@@ -6,12 +6,15 @@ the delivery frequency of dataset referrals from weekly to daily"). A rule for `
 everything under ``a.b`` that has no rule of its own. Rules read the two agreements for context
 — a field's class and transform, the budget's period and symbol, a party's legal name — and
 never fail on a value they do not expect: the diff must describe every change, including
-changes to agreements that do not lint.
+changes to agreements that do not lint. The rules for what an aggregate counts (its filters,
+the value of a sum or mean, the numerator of a rate) are in ``measure_sentences.py``.
 """
 
 from __future__ import annotations
 
 from contracts.model import Agreement, LegalBasis, RowRule
+from contracts.readable import aggregate_words as aw
+from contracts.readable import measure_sentences  # noqa: F401  (registers its rules)
 from contracts.readable import words as w
 from contracts.readable.phrasing import (
     RULES,
@@ -353,7 +356,7 @@ def _aggregate(c: Ctx) -> str | None:
     found = c.after.aggregate(c.keys[0])
     if found is None:
         return None
-    return f"adds aggregate {found.id} ({w.aggregate_brief(found)})"
+    return f"adds aggregate {found.id} ({aw.aggregate_brief(found)})"
 
 
 @rule("outputs.aggregates[*].dimensions")

@@ -9,11 +9,10 @@ a new word in a spec still reads, if less well.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from contracts.conditions import ConditionError, parse_condition
 from contracts.model import (
-    Aggregate,
     Agreement,
     DatasetField,
     FieldType,
@@ -180,7 +179,14 @@ HANDLING_SHORT = {
     "no_linkage": "never linked",
     "requires_consent": "refused without consent",
 }
-MEASURE_WORDS = {"count_rows": "count of rows", "count_persons": "count of distinct people"}
+MEASURE_WORDS = {
+    "count_rows": "count of rows",
+    "count_persons": "count of distinct people",
+    "sum": "sum",
+    "mean": "mean",
+    "rate_rows": "share of rows",
+    "rate_persons": "share of people",
+}
 MODEL_WORDS = {"zcdp": "zero-concentrated DP", "pure_dp": "pure differential privacy"}
 CHANNEL_WORDS = {
     "public_dashboard": "the public dashboard",
@@ -474,25 +480,6 @@ def row_rule_sentence(rule: RowRule) -> str:
     if rule.handling == "requires_consent" and rule.consent_field:
         handled = handled.replace("consent,", f"consent in {rule.consent_field},")
     return f"{subject} {handled}" + (f" ({rule.cite})" if rule.cite else "")
-
-
-def dimensions(names: Sequence[str]) -> str:
-    return join_and(humanize(d) for d in names)
-
-
-def filters(flt: dict[str, tuple[str, ...]]) -> str:
-    """``{victimization_type: [A, B]}`` → "rows where victimization_type is A or B"."""
-    parts = [f"{name} is {join_and(values, 'or')}" for name, values in flt.items()]
-    return "rows where " + join_and(parts)
-
-
-def aggregate_brief(aggregate: Aggregate) -> str:
-    """ "count of rows by month and victimization type"."""
-    measure = MEASURE_WORDS.get(aggregate.measure, humanize(aggregate.measure))
-    text = f"{measure} by {dimensions(aggregate.dimensions)}"
-    if aggregate.filters:
-        text += f", counting only {filters(aggregate.filters)}"
-    return text
 
 
 def privacy(p: Privacy) -> str:

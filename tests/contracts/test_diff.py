@@ -203,6 +203,139 @@ def test_a_change_carries_its_values() -> None:
     assert change.as_dict()["path"] == "outputs.min_cell"
 
 
+# --- sums, means and rates -----------------------------------------------------------------------
+
+
+def aggregate_named(data: Data, aggregate_id: str) -> Data:
+    aggregates: list[Data] = data["outputs"]["aggregates"]
+    return next(a for a in aggregates if a["id"] == aggregate_id)
+
+
+MEAN, RATE, LINKED = (
+    "referral_days_to_service_qtr",
+    "referral_followup_qtr",
+    "repeat_victimization_yr",
+)
+
+
+def test_changing_the_bounds_of_a_mean() -> None:
+    old, new = make_example_data("referrals"), make_example_data("referrals")
+    aggregate_named(new, MEAN)["value"]["bounds"] = [0, 120]
+    assert sentences(old, new) == [f"widens the bounds of aggregate {MEAN} from 0–90 to 0–120 days"]
+    assert sentences(new, old) == [
+        f"narrows the bounds of aggregate {MEAN} from 0–120 to 0–90 days"
+    ]
+    aggregate_named(new, MEAN)["value"]["bounds"] = [-10, 80]
+    assert sentences(old, new) == [
+        f"moves the bounds of aggregate {MEAN} from 0–90 to -10 to 80 days"
+    ]
+
+
+def test_changing_the_dates_a_mean_counts_days_between() -> None:
+    old, new = make_example_data("referrals"), make_example_data("referrals")
+    aggregate_named(new, MEAN)["value"]["days_between"] = ["referral_date", "followup_done_date"]
+    assert sentences(old, new) == [
+        f"makes aggregate {MEAN} add up the days from referral_date to followup_done_date "
+        "instead of from referral_date to first_service_date"
+    ]
+
+
+def test_a_count_becoming_a_mean_says_what_it_adds_up() -> None:
+    old, new = make_example_data("schools"), make_example_data("schools")
+    aggregate = new["outputs"]["aggregates"][1]
+    aggregate["measure"] = "mean"
+    aggregate["value"] = {"field": "days_unexcused", "bounds": [0, 31]}
+    assert sentences(old, new) == [
+        "makes aggregate chronic_absence_by_sex_qtr a mean instead of a count of distinct people",
+        "makes aggregate chronic_absence_by_sex_qtr add up days_unexcused (clamped to 0–31)",
+    ]
+    assert sentences(new, old)[1] == (
+        "makes aggregate chronic_absence_by_sex_qtr stop adding up days_unexcused"
+    )
+
+
+def test_changing_the_time_limit_of_a_rate() -> None:
+    old, new = make_example_data("referrals"), make_example_data("referrals")
+    aggregate_named(new, RATE)["numerator"]["at_most_days"] = 14
+    assert sentences(old, new) == [
+        f"extends the window of the share of aggregate {RATE} from 7 to 14 days after referral_date"
+    ]
+    assert sentences(new, old) == [
+        f"shortens the window of the share of aggregate {RATE} from 14 to 7 days after "
+        "referral_date"
+    ]
+
+
+def test_a_condition_added_to_the_numerator_of_a_rate() -> None:
+    old, new = make_example_data("referrals"), make_example_data("referrals")
+    aggregate_named(new, RATE)["numerator"]["filters"] = {"urgency": ["URGENT", "CRISIS"]}
+    assert sentences(old, new) == [
+        f"makes the share of aggregate {RATE} count only rows where urgency is URGENT or CRISIS"
+    ]
+    assert sentences(new, old) == [
+        f"makes the share of aggregate {RATE} stop limiting rows to those where urgency is "
+        "URGENT or CRISIS"
+    ]
+
+
+def test_a_count_becoming_a_rate_says_what_its_share_counts() -> None:
+    old, new = make_example_data("referrals"), make_example_data("referrals")
+    aggregate = new["outputs"]["aggregates"][0]
+    aggregate["measure"] = "rate_rows"
+    aggregate["numerator"] = {"filters": {"status": ["ENGAGED", "COMPLETED"]}}
+    assert sentences(old, new) == [
+        "makes aggregate referral_flow_qtr a share of rows instead of a count of rows",
+        "makes aggregate referral_flow_qtr the share of rows where status is ENGAGED or COMPLETED",
+    ]
+
+
+def test_moving_the_window_of_a_linked_condition() -> None:
+    old, new = make_example_data("police"), make_example_data("police")
+    linked = aggregate_named(new, LINKED)["numerator"]["linked"]
+    linked["days_from"], linked["days_to"] = -730, 0
+    assert sentences(old, new) == [
+        f"widens the window for ed_injury_visits rows in the share of aggregate {LINKED} to "
+        "start 730 days before incident_datetime instead of 365 days before",
+        f"widens the window for ed_injury_visits rows in the share of aggregate {LINKED} to end "
+        "on the day of incident_datetime instead of 1 day before",
+    ]
+
+
+def test_changing_the_linked_dataset_and_its_values() -> None:
+    old, new = make_example_data("police"), make_example_data("police")
+    aggregate = aggregate_named(new, LINKED)
+    aggregate["numerator"]["linked"]["dataset"] = "cvi_participants"
+    aggregate["numerator"]["linked"]["filters"]["injury_intent"].append("SELF_HARM")
+    aggregate["requires_linkage"] = ["cvi_participants"]
+    assert sentences(old, new) == [
+        f"makes aggregate {LINKED} no longer need linkage with ed_injury_visits",
+        f"makes aggregate {LINKED} need linkage with cvi_participants",
+        f"makes the share of aggregate {LINKED} look for the person's rows in cvi_participants "
+        "instead of ed_injury_visits",
+        f"makes the share of aggregate {LINKED} also count cvi_participants rows where "
+        "injury_intent is SELF_HARM",
+    ]
+
+
+def test_adding_and_removing_a_linked_condition() -> None:
+    old, new = make_example_data("referrals"), make_example_data("referrals")
+    aggregate_named(new, RATE)["numerator"]["linked"] = {
+        "dataset": "police_victimizations",
+        "time_field": "incident_datetime",
+        "days_from": -90,
+        "days_to": 0,
+    }
+    assert sentences(old, new) == [
+        f"makes the share of aggregate {RATE} require that the same person has a row in "
+        "police_victimizations with incident_datetime within 90 days before the row's "
+        "referral_date"
+    ]
+    assert sentences(new, old) == [
+        f"makes the share of aggregate {RATE} stop looking for the person's rows in "
+        "police_victimizations"
+    ]
+
+
 # --- every difference is reported ---------------------------------------------------------------
 
 Loc = tuple[str | int, ...]
@@ -234,9 +367,18 @@ SHAPES: list[Any] = [
     {"when": "every row", "handling": "reject"},
     {"annual_attestation": True},
     {"allowed": True},
+    {"field": "x", "bounds": [0, 1]},
+    {"filters": {"x": ["y"]}},
+    {"dataset": "x", "time_field": "t", "days_from": 0, "days_to": 1},
 ]
 """Smallest valid values of the optional sections, to fill an empty slot with."""
-SEQUENCES: list[Any] = [["x"], [1.0, 2.0], ["org:x"], [{"regime": "HIPAA", "max": "P60D"}]]
+SEQUENCES: list[Any] = [
+    ["x"],
+    [1.0, 2.0],
+    ["org:x"],
+    [{"regime": "HIPAA", "max": "P60D"}],
+    ["x", "y"],
+]
 
 
 def first_guesses(value: Any) -> list[Any]:
@@ -291,13 +433,41 @@ def set_at(data: Any, loc: Loc, value: Any) -> None:
     data[loc[-1]] = value
 
 
+COUPLED: dict[tuple[str, str], dict[str, Any]] = {
+    ("aggregates", "value"): {"measure": "mean", "numerator": None},
+    ("aggregates", "numerator"): {"measure": "rate_rows", "value": None},
+    ("value", "field"): {"days_between": None},
+    ("value", "days_between"): {"field": None},
+    ("numerator", "days_between"): {"at_most_days": 7},
+    ("numerator", "at_most_days"): {"days_between": ["x", "y"]},
+}
+"""Leaves that change only together with a sibling, keyed by (the name of what holds the leaf,
+the leaf): an aggregate's value or numerator with its measure (a count has neither), a value's
+field with its days_between (one or the other), a numerator's days_between with at_most_days
+(both or neither). The siblings are set to these values along with the leaf."""
+
+
+def coupled(loc: Loc) -> dict[str, Any]:
+    holder = next((part for part in reversed(loc[:-1]) if isinstance(part, str)), "")
+    return COUPLED.get((holder, str(loc[-1])), {})
+
+
 def mutate(data: Data, loc: Loc, value: Any, canonical: str) -> Agreement | None:
-    """The agreement with the leaf at ``loc`` changed to some valid different value, if any."""
+    """The agreement with the leaf at ``loc`` changed to some valid different value, if any
+    (with the siblings it is :data:`COUPLED` to changed along, when it is one of those)."""
     queue, tried = first_guesses(value), 0
+    parent: Any = data
+    for part in loc[:-1]:
+        parent = parent[part]
+    # The coupling binds only when the leaf is being set: a value already set changes alone.
+    siblings = coupled(loc) if isinstance(parent, dict) and value is None else {}
+    saved = {key: parent.get(key) for key in siblings}
     while queue and tried < 60:
         candidate = queue.pop(0)
         tried += 1
         set_at(data, loc, candidate)
+        for key, sibling in siblings.items():
+            parent[key] = sibling
         try:
             mutated = Agreement.model_validate(data)
         except ValidationError as exc:
@@ -310,6 +480,8 @@ def mutate(data: Data, loc: Loc, value: Any, canonical: str) -> Agreement | None
             continue
         finally:
             set_at(data, loc, value)
+            for key, sibling in saved.items():
+                parent[key] = sibling
         if mutated.canonical_json() != canonical:
             return mutated
     return None

@@ -100,3 +100,59 @@ def test_parsed_agreements_can_be_linted_together_too() -> None:
     police_problems = [p for p in problems if p.file == police.ref]
     assert police_problems and all(p.line is None for p in police_problems)
     assert any("does not permit linkage with police_victimizations" in p.message for p in problems)
+
+
+LINKED = "outputs.aggregates[2].numerator.linked"
+"""The police rate whose numerator counts ED visits (dsa-hospital-ed-injury's dataset)."""
+
+
+def test_a_linked_condition_names_a_date_the_linked_dataset_lacks() -> None:
+    police = make_example_data("police")
+    police["outputs"]["aggregates"][2]["numerator"]["linked"]["time_field"] = "arrival_date"
+    problems = lint_set(police=police)
+    assert [(p.file, p.path) for p in problems] == [("police.yaml", f"{LINKED}.time_field")]
+    assert problems[0].message == (
+        "arrival_date is not a field of dataset ed_injury_visits (dsa-hospital-ed-injury); "
+        "name its date field"
+    )
+    assert problems[0].line is not None
+
+
+def test_a_linked_condition_needs_the_other_date_kept_to_the_day() -> None:
+    hospital = make_example_data("hospital")
+    arrival = next(f for f in hospital["datasets"][0]["fields"] if f["name"] == "arrival_datetime")
+    arrival["transform"] = {"truncate": "month"}
+    problems = lint_set(hospital=hospital)
+    assert [(p.file, p.path) for p in problems] == [("police.yaml", f"{LINKED}.time_field")]
+    assert problems[0].message.startswith(
+        "in dataset ed_injury_visits (dsa-hospital-ed-injury), arrival_datetime is kept only to "
+        "the month, so a linked condition cannot count days from it"
+    )
+
+
+def test_a_linked_condition_filters_on_values_the_linked_dataset_allows() -> None:
+    police = make_example_data("police")
+    police["outputs"]["aggregates"][2]["numerator"]["linked"]["filters"] = {
+        "injury_intent": ["ASSAULT", "HOMICIDE"],
+        "triage_level": ["1"],
+    }
+    problems = lint_set(police=police)
+    assert [(p.path, p.message) for p in problems] == [
+        (
+            f"{LINKED}.filters.injury_intent",
+            "values ['HOMICIDE'] are not allowed for injury_intent",
+        ),
+        (
+            f"{LINKED}.filters.triage_level",
+            "triage_level is not a field of dataset ed_injury_visits",
+        ),
+    ]
+
+
+def test_a_linked_dataset_of_no_agreement_is_reported_once_at_link_with() -> None:
+    police = make_example_data("police")
+    police["linkage"]["link_with"] = ["ed_visits"]
+    police["outputs"]["aggregates"][2]["requires_linkage"] = ["ed_visits"]
+    police["outputs"]["aggregates"][2]["numerator"]["linked"]["dataset"] = "ed_visits"
+    problems = [p for p in lint_set(police=police) if p.file == "police.yaml"]
+    assert [p.path for p in problems] == ["linkage.link_with[0]"]

@@ -86,6 +86,28 @@ def without_rule(when: str) -> Edit:
     return run
 
 
+def measuring(index: int, measure: str, **parts: Any) -> Edit:
+    """Make aggregate ``index`` a sum, mean or rate with its value or numerator."""
+
+    def run(data: dict[str, Any]) -> None:
+        aggregate = data["outputs"]["aggregates"][index]
+        aggregate["measure"] = measure
+        aggregate.update(parts)
+
+    return run
+
+
+def overspending(total: float) -> Edit:
+    """Set the first aggregate's budget share so that all shares add up to ``total``."""
+
+    def run(data: dict[str, Any]) -> None:
+        aggregates = data["outputs"]["aggregates"]
+        rest = sum(g["budget_share"] for g in aggregates[1:])
+        aggregates[0]["budget_share"] = round(total - rest, 9)
+
+    return run
+
+
 JUVENILE = "juvenile_flag == true"
 EVERY_ROW_CONSENT = "every row"
 AGG = "outputs.aggregates"
@@ -261,8 +283,8 @@ CASES = [
         "budget_shares_over_one",
         "check_outputs",
         "police",
-        setting(f"{AGG}[0].budget_share", 0.7),
-        setting(f"{AGG}[0].budget_share", 0.4),
+        overspending(1.1),
+        overspending(1.0),
         AGG,
         "budget shares add up to 1.1; they must add up to at most 1",
     ),
@@ -285,6 +307,158 @@ CASES = [
         "weapon_type is not a field of dataset police_victimizations",
     ),
     Case(
+        "aggregate_filter_on_a_field_not_kept",
+        "check_outputs",
+        "police",
+        setting(f"{AGG}[0].filters", {"block_address": ["100 MAIN ST"]}),
+        deleting(f"{AGG}[0].filters"),
+        f"{AGG}[0].filters.block_address",
+        "block_address is not kept for analysis (transform drop)",
+    ),
+    # referrals: aggregate 2 is a rate_rows (numerator days_between), 3 a mean (value
+    # days_between); police: aggregate 2 is a rate_persons with a linked numerator.
+    Case(
+        "value_days_between_not_a_field",
+        "check_outputs",
+        "referrals",
+        setting(f"{AGG}[3].value.days_between", ["referral_date", "first_seen_date"]),
+        setting(f"{AGG}[3].value.days_between", ["referral_date", "first_service_date"]),
+        f"{AGG}[3].value.days_between[1]",
+        "first_seen_date is not a field of dataset referrals",
+    ),
+    Case(
+        "value_days_between_not_a_date",
+        "check_outputs",
+        "referrals",
+        setting(f"{AGG}[3].value.days_between", ["urgency", "first_service_date"]),
+        setting(f"{AGG}[3].value.days_between", ["followup_due_date", "first_service_date"]),
+        f"{AGG}[3].value.days_between[0]",
+        "urgency is a string field, not a date field; days_between needs date fields",
+    ),
+    Case(
+        "value_days_between_a_date_kept_to_the_month",
+        "check_outputs",
+        "referrals",
+        field_edit("first_service_date", transform={"truncate": "month"}),
+        field_edit("first_service_date", transform="keep"),
+        f"{AGG}[3].value.days_between[1]",
+        "first_service_date is kept only to the month, so days_between cannot count days from "
+        "it; truncate it to day",
+    ),
+    Case(
+        "value_days_between_the_same_field_twice",
+        "check_outputs",
+        "referrals",
+        setting(f"{AGG}[3].value.days_between", ["referral_date", "referral_date"]),
+        setting(f"{AGG}[3].value.days_between", ["referral_date", "followup_done_date"]),
+        f"{AGG}[3].value.days_between",
+        "days_between names referral_date twice",
+    ),
+    Case(
+        "value_field_not_a_field",
+        "check_outputs",
+        "schools",
+        measuring(1, "sum", value={"field": "days_absent", "bounds": [0, 31]}),
+        setting(f"{AGG}[1].value.field", "days_unexcused"),
+        f"{AGG}[1].value.field",
+        "days_absent is not a field of dataset school_attendance",
+    ),
+    Case(
+        "value_field_not_a_number",
+        "check_outputs",
+        "schools",
+        measuring(1, "mean", value={"field": "attendance_month", "bounds": [0, 31]}),
+        setting(f"{AGG}[1].value.field", "days_unexcused"),
+        f"{AGG}[1].value.field",
+        "attendance_month is a date field; a sum or mean adds up an integer or number field; "
+        "to add up the days between two dates, use days_between",
+    ),
+    Case(
+        "value_field_not_kept",
+        "check_outputs",
+        "schools",
+        both(
+            measuring(1, "mean", value={"field": "tardies", "bounds": [0, 31]}),
+            field_edit("tardies", transform="drop", use="none"),
+        ),
+        field_edit("tardies", transform="keep", use="analysis"),
+        f"{AGG}[1].value.field",
+        "tardies is not kept for analysis (transform drop), so there is no number to add up",
+    ),
+    Case(
+        "value_field_stored_as_a_band",
+        "check_outputs",
+        "schools",
+        both(
+            measuring(1, "sum", value={"field": "tardies", "bounds": [0, 31]}),
+            field_edit("tardies", transform={"bin": [0, 5, 32]}),
+        ),
+        field_edit("tardies", transform={"top_code": 20}),
+        f"{AGG}[1].value.field",
+        "tardies is stored only as a band (transform bin), so there is no number to add up",
+    ),
+    Case(
+        "numerator_days_between_a_hashed_date",
+        "check_outputs",
+        "referrals",
+        field_edit("followup_done_date", transform="keyed_hash"),
+        field_edit("followup_done_date", transform={"truncate": "day"}),
+        f"{AGG}[2].numerator.days_between[1]",
+        "followup_done_date is not kept for analysis (transform keyed_hash), so days_between "
+        "cannot read it",
+    ),
+    Case(
+        "numerator_filter_on_a_field_the_dataset_lacks",
+        "check_outputs",
+        "referrals",
+        setting(f"{AGG}[2].numerator.filters", {"priority": ["HIGH"]}),
+        setting(f"{AGG}[2].numerator.filters", {"urgency": ["URGENT", "CRISIS"]}),
+        f"{AGG}[2].numerator.filters.priority",
+        "priority is not a field of dataset referrals",
+    ),
+    Case(
+        "numerator_filter_value_not_allowed",
+        "check_outputs",
+        "police",
+        setting(f"{AGG}[2].numerator.filters", {"gunshot_injury": ["Y"]}),
+        setting(f"{AGG}[2].numerator.filters", {"gunshot_injury": ["YES"]}),
+        f"{AGG}[2].numerator.filters.gunshot_injury",
+        "values ['Y'] are not allowed for gunshot_injury",
+    ),
+    Case(
+        "linked_numerator_without_time_field",
+        "check_outputs",
+        "police",
+        both(deleting(f"{AGG}[2].time_field"), setting(f"{AGG}[2].dimensions", [])),
+        both(
+            setting(f"{AGG}[2].time_field", "incident_datetime"),
+            setting(f"{AGG}[2].dimensions", ["year"]),
+        ),
+        f"{AGG}[2].numerator.linked",
+        "a linked condition counts days from this row's date, but repeat_victimization_yr has "
+        "no time_field; set time_field to a date field of police_victimizations",
+    ),
+    Case(
+        "linked_numerator_on_a_date_kept_to_the_month",
+        "check_outputs",
+        "police",
+        field_edit("incident_datetime", transform={"truncate": "month"}),
+        field_edit("incident_datetime", transform={"truncate": "day"}),
+        f"{AGG}[2].time_field",
+        "incident_datetime is kept only to the month, so a linked condition cannot count days "
+        "from it",
+    ),
+    Case(
+        "linked_numerator_on_its_own_dataset",
+        "check_outputs",
+        "police",
+        setting(f"{AGG}[2].numerator.linked.dataset", "police_victimizations"),
+        setting(f"{AGG}[2].numerator.linked.dataset", "ed_injury_visits"),
+        f"{AGG}[2].numerator.linked.dataset",
+        "a linked condition looks for the person in another dataset, not in "
+        "police_victimizations itself",
+    ),
+    Case(
         "recipient_allowed_and_denied",
         "check_outputs",
         "cvi",
@@ -303,11 +477,22 @@ CASES = [
         "needs linkage with school_attendance",
     ),
     Case(
+        "linked_numerator_without_requires_linkage",
+        "check_aggregate_linkage",
+        "police",
+        deleting(f"{AGG}[2].requires_linkage"),
+        setting(f"{AGG}[2].requires_linkage", ["ed_injury_visits", "referrals"]),
+        f"{AGG}[2].numerator.linked.dataset",
+        "repeat_victimization_yr counts rows of ed_injury_visits, which it can see only through "
+        "linkage; add ed_injury_visits to its requires_linkage",
+    ),
+    Case(
         "linkage_permitted_without_partners",
         "check_linkage",
         "police",
         setting("linkage.link_with", []),
-        setting("linkage.permitted", False),
+        # Without linkage, the aggregate that counts linked hospital visits must go too.
+        both(setting("linkage.permitted", False), deleting(f"{AGG}[2]")),
         "linkage.link_with",
         "linkage is permitted but link_with names no dataset",
     ),

@@ -173,3 +173,32 @@ def test_several_providers_become_a_party_collection() -> None:
         party_uid("org:sheriff"),
     ]
     assert all(m["partOf"] == assigner["uid"] for m in assigner["hub:member"])
+
+
+def test_a_mean_and_a_rate_state_their_value_and_numerator() -> None:
+    referrals = make_example("referrals")
+    targets = {target_uid(r): r["target"] for r in exported(referrals)["permission"]}
+    mean = targets[aggregate_uid(referrals, "referral_days_to_service_qtr")]
+    assert mean["hub:measure"] == "mean"
+    assert mean["hub:value"] == {
+        "hub:bounds": [0, 90],
+        "hub:daysBetween": ["referral_date", "first_service_date"],
+    }
+    rate = targets[aggregate_uid(referrals, "referral_followup_qtr")]
+    assert rate["hub:numerator"] == {
+        "hub:daysBetween": ["referral_date", "followup_done_date"],
+        "hub:atMostDays": 7,
+    }
+    assert "hub:value" not in rate
+    police = make_example("police")
+    targets = {target_uid(r): r["target"] for r in exported(police)["permission"]}
+    linked = targets[aggregate_uid(police, "repeat_victimization_yr")]["hub:numerator"]
+    assert linked == {
+        "hub:linkedEvent": {
+            "hub:dataset": dataset_uid("ed_injury_visits"),
+            "hub:timeField": "arrival_datetime",
+            "hub:daysFrom": -365,
+            "hub:daysTo": -1,
+            "hub:filter": {"injury_intent": ["ASSAULT"]},
+        }
+    }

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import pytest
 
 from contracts.model import Agreement
+from contracts.readable import aggregate_words as aw
 from contracts.readable import render_html, render_markdown
 from contracts.readable import words as w
 from tests.contracts.contract_factories import EXAMPLES, make_example, make_example_data
@@ -96,6 +97,65 @@ def test_aggregates_state_measure_and_dimensions_in_words() -> None:
     assert (
         "count of distinct people by quarter, victim age and victim sex, counting only rows "
         "where victimization_type is FATAL_SHOOTING or NON_FATAL_SHOOTING" in text
+    )
+
+
+def test_a_mean_states_what_it_adds_up_and_its_bounds() -> None:
+    text = render_markdown(make_example("referrals"))
+    assert (
+        "mean of the days from referral_date to first_service_date (clamped to 0–90 days) by "
+        "quarter and to org type, from referrals (dates from referral_date); rows missing "
+        "either date are left out, and values outside 0–90 days count as the nearest bound"
+    ) in text
+
+
+def test_a_rate_states_what_its_share_counts() -> None:
+    referrals = render_markdown(make_example("referrals"))
+    assert (
+        "share of rows where followup_done_date is within 7 days after referral_date, by "
+        "quarter and to org type"
+    ) in referrals
+    police = render_markdown(make_example("police"))
+    assert (
+        "share of people who have a row in ed_injury_visits with injury_intent ASSAULT and "
+        "arrival_datetime 1 to 365 days before their incident_datetime, by year, counting only "
+        "rows where victimization_type is FATAL_SHOOTING or NON_FATAL_SHOOTING"
+    ) in police
+    assert "ed_injury_visits is read only to decide who counts in the share" in police
+
+
+@pytest.mark.parametrize(
+    ("days_from", "days_to", "words"),
+    [
+        (-365, -1, "1 to 365 days before X"),
+        (-7, -7, "exactly 7 days before X"),
+        (0, 0, "on the same day as X"),
+        (0, 1, "within 1 day after X"),
+        (-30, 0, "within 30 days before X"),
+        (-30, 30, "between 30 days before and 30 days after X"),
+        (1, 14, "1 to 14 days after X"),
+    ],
+)
+def test_a_window_of_days_reads_as_words(days_from: int, days_to: int, words: str) -> None:
+    assert aw.window(days_from, days_to, "X") == words
+
+
+def test_a_rate_of_people_with_conditions_on_their_own_and_linked_rows() -> None:
+    data = make_example_data("police")
+    numerator = data["outputs"]["aggregates"][2]["numerator"]
+    numerator["filters"] = {"gunshot_injury": ["YES"]}
+    numerator["linked"]["days_from"] = -30
+    numerator["linked"]["days_to"] = 30
+    aggregate = Agreement.model_validate(data).outputs.aggregates[2]
+    assert aw.numerator(aggregate) == (
+        "people with a row where gunshot_injury is YES and who have a row in ed_injury_visits "
+        "with injury_intent ASSAULT and arrival_datetime between 30 days before and 30 days "
+        "after that row's incident_datetime"
+    )
+    data["outputs"]["aggregates"][2]["measure"] = "rate_rows"
+    aggregate = Agreement.model_validate(data).outputs.aggregates[2]
+    assert aw.numerator(aggregate).startswith(
+        "rows where gunshot_injury is YES and the same person has a row in ed_injury_visits"
     )
 
 
