@@ -101,10 +101,16 @@ def assert_flow(result: dict[str, Any]) -> None:
     assert all(r["status"] == "accepted" for r in result["receipts"])
     assert len(result["receipts"]) == 4
     assert result["quality"]["f1"] > 0.9
-    assert len(result["releases"]) == 8
+    assert len(result["releases"]) == 11  # every example aggregate over the uploaded partners
     for release in result["releases"]:
         assert release["privacy_loss"] > 0 and release["mechanism"]
-        assert release["agreements"] and release["error_bound_95"] > 0
+        assert release["agreements"]
+        if release["measure"] in ("count_rows", "count_persons", "sum"):
+            assert release["error_bound_95"] > 0
+        else:  # a mean or a rate states an interval per cell
+            assert all(c["suppressed"] or c["lower"] <= c["upper"] for c in release["cells"])
+    linked = next(r for r in result["releases"] if r["aggregate_id"] == "repeat_victimization_yr")
+    assert len(linked["agreements"]) == 2 and len(linked["charges"]) == 2
     assert result["audit_ok"]
     assert Path(result["dashboard"]).read_text().count("<svg") >= 8
 

@@ -499,7 +499,10 @@ def release_preview(
     end: WindowEnd = None,
     recipient: Recipient = "public",
 ) -> None:
-    """Show a release's 95% error bound per cell, its cost and the budget left, spending nothing."""
+    """Show, spending nothing, how accurate a release would be and what it would cost each
+    agreement it charges (budgets, in that agreement's own unit). Counts and sums have a 95%
+    error bound per cell; means and rates state an interval per cell once computed, so their
+    error_bound_95 is null and noisy_parts gives each noisy part's 95% bound."""
     from hub.releases.service import preview_release
 
     with acting() as (hub, actor):
