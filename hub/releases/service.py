@@ -507,6 +507,11 @@ def preview_release(
             account["remaining_after"] = _left(account["remaining"], cost)
         accounts["fits"] = all(cost <= a["remaining"] + TOLERANCE for a in (period, lifetime))
         budgets[g.spec.ref] = accounts
+    # ``cost``, ``budget_unit`` and ``budget`` are the aggregate's own agreement's, in its unit;
+    # ``budgets`` has every agreement charged (one when no linked data is read), and
+    # ``privacy_loss`` / ``privacy_loss_unit`` the release's own loss (pure DP when any
+    # agreement involved is).
+    own_charge = terms.charges[0]
     own = budgets[src.gov.spec.ref]
     return {
         **plan,
@@ -514,9 +519,9 @@ def preview_release(
         "recipient": req.recipient,
         "cached": cached is not None,
         "cached_release_id": cached.id if cached is not None else None,
-        "cost_per_release": plan["cost"],
-        "cost": 0.0 if cached is not None else float(plan["cost"]),
-        "budget_unit": plan["privacy_loss_unit"],
+        "cost_per_release": own_charge.amount,
+        "cost": own["cost"],
+        "budget_unit": own_charge.unit,
         "budget": {"period": own["period"], "lifetime": own["lifetime"]},
         "budgets": budgets,
         "fits": all(b["fits"] for b in budgets.values()),

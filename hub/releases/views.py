@@ -34,13 +34,20 @@ def release_csv(release: Release) -> str:
 
 
 def catalogue_entries(session: Session) -> list[dict[str, Any]]:
-    """Every approved aggregate, with what it costs and what it needs."""
-    from publishers.release import definition_of, privacy_cost
+    """Every approved aggregate, with what it costs and what it needs. ``privacy_model`` and
+    ``privacy_loss_per_release`` are the release's own; ``charges`` lists what each agreement
+    whose data it reads pays, in its own unit (two for an aggregate over linked data, whose
+    release runs under pure DP when either agreement is pure DP)."""
+    from publishers.release import definition_of, release_terms
 
+    versions = current_versions(session)
+    declares = {ds.id: gov.spec for gov in versions for ds in gov.spec.datasets}
     out = []
-    for gov in current_versions(session):
+    for gov in versions:
         spec = gov.spec
         for agg in spec.outputs.aggregates:
+            linked = [declares[e.dataset] for e in agg.linked_events if e.dataset in declares]
+            terms = release_terms(spec, agg.id, linked)
             out.append(
                 {
                     "aggregate_id": agg.id,
@@ -53,8 +60,9 @@ def catalogue_entries(session: Session) -> list[dict[str, Any]]:
                     "dimensions": list(agg.dimensions),
                     "filters": {k: list(v) for k, v in agg.filters.items()},
                     "channel": agg.channel,
-                    "privacy_model": spec.outputs.privacy.model,
-                    "privacy_loss_per_release": privacy_cost(spec, agg.id),
+                    "privacy_model": terms.privacy_model,
+                    "privacy_loss_per_release": terms.loss,
+                    "charges": [c.as_dict() for c in terms.charges],
                     "min_cell": spec.outputs.min_cell,
                     "recipients_allowed": list(spec.outputs.recipients_allowed),
                 }

@@ -140,7 +140,9 @@ def test_the_preview_of_a_linked_release_shows_what_each_agreement_would_pay(
         plan = preview_release(
             s, actor(linked_hub, "analyst"), make_request("repeat_victimization_yr"), TODAY
         )
-    assert plan["fits"] is True and plan["cost"] == pytest.approx(EPSILON)
+    assert plan["fits"] is True
+    assert (plan["cost"], plan["budget_unit"]) == (RHO, "rho")  # the police agreement's own
+    assert plan["privacy_loss"] == pytest.approx(EPSILON) and plan["privacy_loss_unit"] == "epsilon"
     assert plan["budgets"][POLICE]["cost"] == RHO and plan["budgets"][POLICE]["unit"] == "rho"
     hospital = plan["budgets"][HOSPITAL]
     assert hospital["unit"] == "epsilon" and hospital["cost"] == pytest.approx(EPSILON)
@@ -159,3 +161,23 @@ def test_a_rate_and_a_mean_of_referrals_release_with_intervals(
     assert shown
     for c in shown:
         assert c["lower"] <= c["value"] <= c["upper"]
+
+
+def test_the_catalogue_says_a_linked_aggregate_runs_pure_dp_and_charges_both_agreements(
+    linked_hub: Hub,
+) -> None:
+    from hub.releases.views import catalogue_entries
+
+    with linked_hub.session() as s:
+        entries = {e["aggregate_id"]: e for e in catalogue_entries(s)}
+    linked = entries["repeat_victimization_yr"]
+    assert linked["privacy_model"] == "pure_dp"
+    assert linked["privacy_loss_per_release"] == pytest.approx(EPSILON)
+    assert [(c["agreement"], c["unit"]) for c in linked["charges"]] == [
+        (POLICE, "rho"),
+        (HOSPITAL, "epsilon"),
+    ]
+    assert linked["requires_linkage"] == ["ed_injury_visits"]
+    own = entries["viol_monthly"]
+    assert own["privacy_model"] == "zcdp" and len(own["charges"]) == 1
+    assert entries["referral_days_to_service_qtr"]["value"]["bounds"] == [0, 90]
