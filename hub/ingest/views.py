@@ -183,6 +183,9 @@ def releases_using(
                 "privacy_model": release.privacy_model,
                 "privacy_loss": release.privacy_loss,
                 "agreements": manifest.get("agreements", []),
+                # What each agreement paid, in its own unit (a release over linked data
+                # charges every agreement whose data it read).
+                "charges": manifest.get("charges", []),
                 "datasets": sorted({datasets[u] for u in uploads}),
                 "uploads": uploads,
             }

@@ -181,3 +181,22 @@ def test_the_catalogue_says_a_linked_aggregate_runs_pure_dp_and_charges_both_agr
     own = entries["viol_monthly"]
     assert own["privacy_model"] == "zcdp" and len(own["charges"]) == 1
     assert entries["referral_days_to_service_qtr"]["value"]["bounds"] == [0, 90]
+
+
+def test_the_hospital_steward_sees_the_police_release_that_read_its_visits(
+    linked_hub: Hub,
+) -> None:
+    from release_factories import actor
+
+    from hub.ingest.views import releases_using
+
+    view = release(linked_hub, make_request("repeat_victimization_yr"))
+    release(linked_hub, make_request("viol_monthly"))  # police data only
+    with linked_hub.session() as s:
+        seen = releases_using(s, actor(linked_hub, "steward-hospital-0000"))
+    assert [r["release_id"] for r in seen] == [view["id"]]
+    (used,) = seen
+    assert used["datasets"] == ["ed_injury_visits"]
+    assert {"agreement": HOSPITAL, "amount": pytest.approx(EPSILON), "unit": "epsilon"} in used[
+        "charges"
+    ]
