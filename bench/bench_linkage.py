@@ -568,10 +568,13 @@ def part_febrl(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "diagnosis": diagnosis.summary,
             "missed_pairs_raw": _raw_agreement(diagnosis.missed, frames),
             "false_pairs_raw": _raw_agreement(diagnosis.false, frames),
-            "not_linkable_fields": {
-                "soc_sec_id": "no identifier token family (a keyed_hash is keyed per dataset)",
-                "suburb": "no locality token family",
-                "street_number/address_1/address_2": "no address token family",
+            "linked_as": {
+                "soc_sec_id": "person_identifier (t_pid)",
+                "suburb": "locality (t_loc)",
+                "postcode": "zip (t_zip, t_zip3)",
+                "street_number": "house_number (t_hn)",
+                "address_1": "street (t_st, t_stn)",
+                "address_2": "not linked (building or unit names, mostly empty)",
             },
         }
     )

@@ -24,6 +24,13 @@ family      columns: tokens (before hashing)                        catches
 ``md``      ``t_md``/``t_md2`` month and day (and their swap)       birth-year typos
 ``sex``     ``t_sex`` M / F / X
 ``zip3``    ``t_zip3`` first three ZIP digits
+``zip``     ``t_zip`` the whole ZIP or postcode
+``pid``     ``t_pid`` a person identifier (SSN, state id), letters  a person's name or birth
+            and digits only                                         date recorded differently
+``st``      ``t_st`` the address line's words and numbers           moves between agencies'
+``stn``     ``t_stn`` the street without its numbers                records of one address
+``loc``     ``t_loc`` the locality (city, town, suburb)
+``hn``      ``t_hn`` the house number, when a field of its own
 ``sw``      ``t_sw`` the first name's joined words, hashed in the   first name and surname
             ``ln`` domain (:data:`HASH_DOMAIN`), so it equals the   swapped
             ``t_ln`` of a record that holds the names swapped
@@ -180,6 +187,12 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_sex": "sex",
     "t_zip3": "zip3",
     "t_sw": "sw",  # the first name keyed as a surname: compared crosswise with t_ln
+    "t_zip": "zip",  # the whole ZIP or postcode
+    "t_pid": "pid",  # a person identifier (SSN, state id)
+    "t_st": "st",  # the address line, words and numbers
+    "t_stn": "stn",  # the street's words without numbers
+    "t_loc": "loc",  # the locality
+    "t_hn": "hn",  # the house number, when it is a field of its own
 }
 
 #: Columns hashed in another family's domain, so that they can be compared across families.
@@ -237,8 +250,33 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
         return {"t_sex": sex} if sex in ("M", "F", "X") else {}
     if role == LinkRole.zip:
         digits = re.sub(r"\D", "", value)
-        return {"t_zip3": digits[:3]} if len(digits) >= 3 else {}
+        whole = digits[:5] if len(digits) == 9 else digits  # ZIP+4: the ZIP
+        return {"t_zip3": digits[:3], "t_zip": whole} if len(digits) >= 3 else {}
+    if role == LinkRole.person_identifier:
+        ident = re.sub(r"[^0-9A-Z]", "", _plain(value))
+        return {"t_pid": ident} if len(ident) >= 4 else {}
+    if role == LinkRole.street:
+        words = _plain(value).split()
+        if not words:
+            return {}
+        out = {"t_st": " ".join(words)}
+        named = [w for w in words if not any(ch.isdigit() for ch in w)]
+        if named:
+            out["t_stn"] = " ".join(named)
+        return out
+    if role == LinkRole.house_number:
+        number = re.sub(r"[^0-9A-Z]", "", _plain(value))
+        return {"t_hn": number} if number else {}
+    if role == LinkRole.locality:
+        words = _plain(value).split()
+        return {"t_loc": "".join(words)} if words else {}
     return {}
+
+
+def _plain(value: str) -> str:
+    """Upper case, accents and punctuation gone, single spaces: for identifiers and places."""
+    text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().upper()
+    return " ".join(re.sub(r"[^0-9A-Z]+", " ", text).split())
 
 
 def linkage_families(role: LinkRole, value: str) -> dict[str, set[str]]:

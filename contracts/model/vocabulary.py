@@ -223,6 +223,10 @@ class LinkRole(StrEnum):
     birth_date = "birth_date"
     sex = "sex"
     zip = "zip"
+    person_identifier = "person_identifier"  # a number the person keeps: SSN, state id, MRN
+    street = "street"  # the address line: house number and street
+    house_number = "house_number"  # the house number when it is a field of its own
+    locality = "locality"  # city, town or suburb
 
 
 class TimeUnit(StrEnum):

@@ -169,6 +169,12 @@ class Record(Base):
     t_sex: Mapped[int | None] = mapped_column(BigInteger)
     t_zip3: Mapped[int | None] = mapped_column(BigInteger)
     t_sw: Mapped[int | None] = mapped_column(BigInteger)
+    t_zip: Mapped[int | None] = mapped_column(BigInteger)
+    t_pid: Mapped[int | None] = mapped_column(BigInteger)
+    t_st: Mapped[int | None] = mapped_column(BigInteger)
+    t_stn: Mapped[int | None] = mapped_column(BigInteger)
+    t_loc: Mapped[int | None] = mapped_column(BigInteger)
+    t_hn: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LinkageRun(Base):

@@ -69,6 +69,10 @@ BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
     ("fn", "lsx"),
     ("fsx", "lsx", "by"),
     ("dob", "zip3"),
+    ("pid",),
+    ("ln", "zip"),
+    ("fn", "st"),
+    ("hn", "zip"),
 )
 
 #: Families with more than one token column are blocked on as arrays (DuckDB explodes them).
@@ -99,6 +103,11 @@ M_PRIORS: dict[str, list[float]] = {
     "middle_name": [0.9, 0.1],
     "sex": [0.98, 0.02],
     "zip3": [0.8, 0.2],
+    "zip": [0.75, 0.1, 0.15],
+    "person_identifier": [0.9, 0.1],
+    "street": [0.7, 0.05, 0.25],
+    "locality": [0.8, 0.2],
+    "house_number": [0.85, 0.15],
 }
 
 #: Each record's first name equals the other's surname and the other way round (``t_sw`` is the
@@ -115,6 +124,11 @@ COMPARISON_COLUMNS: dict[str, str] = {
     "middle_name": "t_mn",
     "sex": "t_sex",
     "zip3": "t_zip3",
+    "zip": "t_zip",
+    "person_identifier": "t_pid",
+    "street": "t_st",
+    "locality": "t_loc",
+    "house_number": "t_hn",
 }
 
 _FAMILY_COLUMNS: dict[str, list[str]] = {}
@@ -219,7 +233,20 @@ def _comparisons(present: Collection[str]) -> list[Any]:
             ],
         ),
     }
-    for name in ("middle_name", "sex", "zip3"):
+    if "t_zip" in present:
+        # The whole code, then its first three digits: one comparison, so that agreeing on
+        # the whole code is not counted again as agreeing on ZIP3.
+        built["zip"] = lambda: custom(
+            "zip",
+            [cll.ExactMatchLevel("t_zip"), level('"t_zip3_l" = "t_zip3_r"', "same ZIP3")],
+        )
+    else:
+        built["zip3"] = partial(custom, "zip3", [cll.ExactMatchLevel("t_zip3")])
+    built["street"] = lambda: custom(
+        "street",
+        [cll.ExactMatchLevel("t_st"), level('"t_stn_l" = "t_stn_r"', "same street, other number")],
+    )
+    for name in ("middle_name", "sex", "person_identifier", "locality", "house_number"):
         column = COMPARISON_COLUMNS[name]
         built[name] = partial(custom, name, [cll.ExactMatchLevel(column)])
     return [make() for name, make in built.items() if COMPARISON_COLUMNS[name] in present]
@@ -247,6 +274,7 @@ def _blocking_rules(present: Collection[str]) -> list[Any]:
     rules = [
         _rule(*(f"k_{f}" for f in rule), explode=[f"k_{f}" for f in rule if f in _ARRAY_FAMILIES])
         for rule in BLOCKING_RULES
+        if all(any(c in present for c in _FAMILY_COLUMNS[f]) for f in rule)
     ]
     if "t_sw" in present:  # names swapped
         rules.append(CustomRule(f"l.t_sw = r.t_ln AND l.t_ln = r.t_sw AND {PERMITTED}"))

@@ -110,6 +110,28 @@ def test_the_engine_links_nicknames_typos_and_swapped_dates_across_agencies(
     assert result.trained == "priors"  # 700 records: too few for EM
 
 
+def test_a_shared_person_identifier_and_address_link_records_under_other_names() -> None:
+    """Person 0 is recorded at agency b under another first name and surname (an alias, a
+    married name); their birth date, SSN, house number and postcode are the same. Without the
+    identifier and address tokens the two records stay apart (the control), with them they
+    link."""
+    people = token_people(400, seed=5)
+    for i, p in enumerate(people):
+        p.update(t_pid=50_000 + i, t_hn=60_000 + i % 90, t_zip=70_000 + i % 40)
+    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in people]
+    for i, p in enumerate(people[:300]):
+        q = dict(p)
+        if i == 0:
+            q.update(t_fn=99_100, t_fi=99_101, t_fsx=99_102, t_sw=99_103)
+            q.update(t_ln=99_104, t_lsx=99_105)
+        rows.append(("b", q))
+    with_ids = engine.link(token_frame(rows), {frozenset("ab")})
+    assert same_person(with_ids, 1, 401)
+    control = token_frame(rows)
+    control[["t_pid", "t_hn", "t_zip"]] = pd.NA
+    assert not same_person(engine.link(control, {frozenset("ab")}), 1, 401)
+
+
 def test_datasets_not_permitted_together_are_never_linked(two_agencies: pd.DataFrame) -> None:
     result = engine.link(two_agencies, permitted=set())
     assert not any(same_person(result, i + 1, 401 + i) for i in range(300))

@@ -146,8 +146,30 @@ def test_empty_names_and_dates_make_no_tokens() -> None:
     assert linkage_families(LinkRole.birth_date, "not a date") == {}
     assert linkage_families(LinkRole.sex, "Q") == {}
     assert linkage_families(LinkRole.zip, "12") == {}
-    assert linkage_families(LinkRole.zip, "60651-1234") == {"zip3": {"606"}}
+    assert linkage_families(LinkRole.zip, "60651-1234") == {"zip3": {"606"}, "zip": {"60651"}}
     assert linkage_families(LinkRole.middle_name, "Lee")["mn"] == {"LEE"}
+    assert linkage_families(LinkRole.person_identifier, "12-3") == {}
+    assert linkage_families(LinkRole.street, " ,. ") == {}
+    assert linkage_families(LinkRole.locality, "") == {}
+    assert linkage_families(LinkRole.house_number, "-") == {}
+
+
+def test_identifier_and_address_tokens_survive_formatting() -> None:
+    assert linkage_families(LinkRole.zip, "2615") == {"zip3": {"261"}, "zip": {"2615"}}
+    ssn = linkage_families(LinkRole.person_identifier, "123-45-6789")
+    assert (
+        ssn
+        == linkage_families(LinkRole.person_identifier, " 123 45 6789")
+        == {"pid": {"123456789"}}
+    )
+    assert linkage_families(LinkRole.street, "12  Mary's St.") == {
+        "st": {"12 MARY S ST"},
+        "stn": {"MARY S ST"},
+    }
+    assert linkage_families(LinkRole.street, "Flat 3, 12 Mary's St")["stn"] == {"FLAT MARY S ST"}
+    assert linkage_families(LinkRole.locality, "St. Kilda-East") == {"loc": {"STKILDAEAST"}}
+    assert linkage_families(LinkRole.locality, "Pérez") == {"loc": {"PEREZ"}}
+    assert linkage_families(LinkRole.house_number, "12a") == {"hn": {"12A"}}
 
 
 def test_top_code_and_zip3_transforms() -> None:
