@@ -1,8 +1,9 @@
 """The public transparency page: every published release, what it cost in privacy, and under
 which agreements.
 
-One self-contained ``transparency.html`` (inline CSS, no scripts, no network; the same
-Content-Security-Policy as the dashboard). Every value from a release is HTML-escaped.
+One self-contained ``transparency.html`` (inline CSS, no scripts, no network; the same page
+and Content-Security-Policy as the dashboard: :func:`publishers.pages.page_html`). Every value
+from a release is HTML-escaped.
 
 Input: release manifests as the hub publishes them (see :mod:`publishers.dashboard`): ``id``,
 ``released_at``, ``aggregate_id``, ``title``, ``agreements`` (``"id@version"``; falls back to
@@ -27,15 +28,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from publishers.dashboard import (
+from publishers.pages import (
     LOSS_SYMBOL,
     MECHANISM_TEXT,
     MODEL_TEXT,
-    _agreements,
-    _e,
-    _fmt,
-    _number,
-    _write_page,
+    agreement_refs,
+    escape,
+    finite_number,
+    fmt,
+    write_page,
 )
 
 __all__ = ["cumulative_losses", "render_transparency"]
@@ -56,16 +57,16 @@ def _charges(release: dict[str, Any]) -> list[tuple[str, float, str]]:
         for c in release.get("charges") or []
         if isinstance(c, dict)
         and c.get("agreement")
-        and (amount := _number(c.get("amount"))) is not None
+        and (amount := finite_number(c.get("amount"))) is not None
     ]
     if charges:
         return charges
-    charged = _number(release.get("privacy_loss_requested"))
+    charged = finite_number(release.get("privacy_loss_requested"))
     if charged is None:
-        charged = _number(release.get("privacy_loss")) or 0.0
+        charged = finite_number(release.get("privacy_loss")) or 0.0
     unit = str(release.get("privacy_loss_unit") or "")
     return [
-        (a, charged, unit) for a in dict.fromkeys(_agreement_id(a) for a in _agreements(release))
+        (a, charged, unit) for a in dict.fromkeys(_agreement_id(a) for a in agreement_refs(release))
     ]
 
 
@@ -100,7 +101,7 @@ def cumulative_losses(releases: list[dict[str, Any]]) -> list[dict[str, float]]:
 
 def _loss(unit: object, amount: object) -> str:
     symbol = LOSS_SYMBOL.get(str(unit), "")
-    return f"{_e(symbol)} = {_e(_fmt(amount))}" if symbol else _e(_fmt(amount))
+    return f"{escape(symbol)} = {escape(fmt(amount))}" if symbol else escape(fmt(amount))
 
 
 def _row(release: dict[str, Any], cumulative: dict[str, tuple[float, str]]) -> str:
@@ -108,28 +109,28 @@ def _row(release: dict[str, Any], cumulative: dict[str, tuple[float, str]]) -> s
     model = str(release.get("privacy_model"))
     mechanism = str(release.get("mechanism"))
     title = release.get("title") or release.get("aggregate_title")
-    agreements = "<br>".join(_e(a) for a in _agreements(release)) or "—"
+    agreements = "<br>".join(escape(a) for a in agreement_refs(release)) or "—"
     running = "<br>".join(
-        f"{_e(agreement)}: {_loss(total_unit, total)}"
+        f"{escape(agreement)}: {_loss(total_unit, total)}"
         for agreement, (total, total_unit) in cumulative.items()
     )
     charges = _charges(release)
     charged = ""
     if release.get("charges") and (len(charges) > 1 or any(u != unit for _, _, u in charges)):
-        listed = "; ".join(f"{_loss(u, amount)} to {_e(a)}" for a, amount, u in charges)
+        listed = "; ".join(f"{_loss(u, amount)} to {escape(a)}" for a, amount, u in charges)
         charged = f"<br><small>charged {listed}</small>"
     window = release.get("window") or {}
     return (
         "<tr>"
-        f"<td>{_e(release.get('released_at'))}</td>"
-        f"<td><strong>{_e(release.get('aggregate_id'))}</strong><br>{_e(title)}"
-        f"<br><small>data {_e(window.get('start'))} to {_e(window.get('end'))}; "
-        f"release {_e(release.get('id'))}</small></td>"
+        f"<td>{escape(release.get('released_at'))}</td>"
+        f"<td><strong>{escape(release.get('aggregate_id'))}</strong><br>{escape(title)}"
+        f"<br><small>data {escape(window.get('start'))} to {escape(window.get('end'))}; "
+        f"release {escape(release.get('id'))}</small></td>"
         f"<td>{agreements}</td>"
-        f"<td>{_e(MODEL_TEXT.get(model, model))}</td>"
+        f"<td>{escape(MODEL_TEXT.get(model, model))}</td>"
         f"<td class='num'>{_loss(unit, release.get('privacy_loss'))}{charged}</td>"
         f"<td class='num'>{running or '—'}</td>"
-        f"<td>{_e(MECHANISM_TEXT.get(mechanism, mechanism))}</td>"
+        f"<td>{escape(MECHANISM_TEXT.get(mechanism, mechanism))}</td>"
         "</tr>"
     )
 
@@ -157,7 +158,7 @@ def render_transparency(releases: list[dict[str, Any]], out_dir: Path) -> Path:
         if releases
         else "<p>No releases have been published yet.</p>"
     )
-    return _write_page(
+    return write_page(
         out_dir,
         PAGE,
         title="Transparency log",

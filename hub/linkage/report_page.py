@@ -1,6 +1,6 @@
-"""The linkage report as one self-contained HTML page (the dashboard's page, CSS and escaping:
-:func:`publishers.dashboard.page_html`). Input: the data :func:`hub.linkage.report.linkage_report`
-returns; every value from it is HTML-escaped.
+"""The linkage report as one self-contained HTML page (the page, CSS and escaping every
+published page shares: :func:`publishers.pages.page_html`). Input: the data
+:func:`hub.linkage.report.linkage_report` returns; every value from it is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from hub.auth.policies import Actor
 from hub.linkage.link_rates import ALL_AGENCIES, SUPPRESSED
 from hub.linkage.report import linkage_report
-from publishers.dashboard import _e, _fmt, _number, page_html
+from publishers.pages import escape, finite_number, fmt, page_html
 
 TRAINED_TEXT = {
     "em": "em — m fitted by expectation maximisation, u by random sampling",
@@ -29,18 +29,18 @@ def report_html(session: Session, actor: Actor, run_id: int | None = None) -> st
 
 
 def _num(value: object, digits: int = 4) -> str:
-    return _e(_fmt(value, digits))
+    return escape(fmt(value, digits))
 
 
 def _int(value: object) -> str:
-    number = _number(value)
+    number = finite_number(value)
     return "—" if number is None else f"{int(number):,}"
 
 
 def _table(head: list[str], rows: list[list[str]], caption: str = "") -> str:
     """A table; ``head`` is plain text, ``rows`` cells are HTML (``<td>`` included)."""
-    cap = f"<caption>{_e(caption)}</caption>" if caption else ""
-    ths = "".join(f"<th scope='col'>{_e(h)}</th>" for h in head)
+    cap = f"<caption>{escape(caption)}</caption>" if caption else ""
+    ths = "".join(f"<th scope='col'>{escape(h)}</th>" for h in head)
     body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
     return f"<table>{cap}<thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -52,12 +52,14 @@ def _td(value: object, numeric: bool = False) -> str:
 def _dl(items: list[tuple[str, str]]) -> str:
     """A definition list; values are HTML."""
     return (
-        "<dl class='meta'>" + "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+        "<dl class='meta'>"
+        + "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in items)
+        + "</dl>"
     )
 
 
 def _duration(seconds: object) -> str:
-    number = _number(seconds)
+    number = finite_number(seconds)
     if number is None:
         return "—"
     if number < 60:
@@ -69,18 +71,18 @@ def _header(report: dict[str, Any]) -> str:
     run = report["run"]
     audit = report.get("audit")
     items = [
-        ("Method", _e(run.get("method"))),
-        ("Started", _e(run.get("started_at"))),
-        ("Duration", _e(_duration(run.get("seconds")))),
+        ("Method", escape(run.get("method"))),
+        ("Started", escape(run.get("started_at"))),
+        ("Duration", escape(_duration(run.get("seconds")))),
         ("Records", _int(run.get("records"))),
         ("Linkable records", _int(run.get("linkable_records"))),
         ("Persons", _int(run.get("persons"))),
         ("Links", f"{_int(run.get('links'))} pairs at or above the threshold"),
-        ("Trained", _e(TRAINED_TEXT.get(str(run.get("trained")), run.get("trained")))),
-        ("Datasets linked", _e(", ".join(run.get("datasets") or []) or "—")),
+        ("Trained", escape(TRAINED_TEXT.get(str(run.get("trained")), run.get("trained")))),
+        ("Datasets linked", escape(", ".join(run.get("datasets") or []) or "—")),
         (
             "Audited",
-            f"event {_e(audit['seq'])} of the audit log, by {_e(audit['actor'])}"
+            f"event {escape(audit['seq'])} of the audit log, by {escape(audit['actor'])}"
             if audit
             else "no audit event found for this run",
         ),
@@ -97,14 +99,14 @@ def _header(report: dict[str, Any]) -> str:
 def _threshold_section(report: dict[str, Any]) -> str:
     t = report["threshold"]
     p = t.get("probability")
-    odds = _number(t.get("odds"))
+    odds = finite_number(t.get("odds"))
     lines = [
         f"<p>This run linked pairs with a match probability of at least <strong>{_num(p)}"
         f"</strong> (match weight {_num(t.get('match_weight'), 3)}"
         + (f", odds of {odds:g} to 1" if odds is not None else "")
         + ").</p>",
         f"<p>Why the default, {_num(t.get('default'))}, in the words of the engine "
-        f"(<code>EngineSettings.threshold</code>): {_e(t.get('why'))}</p>",
+        f"(<code>EngineSettings.threshold</code>): {escape(t.get('why'))}</p>",
     ]
     if p != t.get("default"):
         lines.append("<p>This run did not use the default threshold.</p>")
@@ -175,7 +177,7 @@ def _histogram_svg(bins: list[dict[str, Any]], threshold_weight: float | None) -
         out.append(
             f'<rect class="bar" x="{x0 + 0.5:.1f}" y="{y(n):.1f}" '
             f'width="{max(x1 - x0 - 1, 0.5):.1f}" height="{top + plot_h - y(n):.1f}">'
-            f"<title>{_e(tip)}</title></rect>"
+            f"<title>{escape(tip)}</title></rect>"
         )
     for w in range(math.ceil(lo), math.floor(hi) + 1, max(1, math.ceil(span / 12))):
         out.append(f'<text x="{x(w):.1f}" y="{top + plot_h + 14}" text-anchor="middle">{w}</text>')
@@ -200,7 +202,7 @@ def _histogram_section(report: dict[str, Any]) -> str:
             "<section id='histogram'><h2>Match-weight distribution</h2>"
             "<p>The run scored no pairs.</p></section>"
         )
-    weight = _number(report["threshold"].get("match_weight"))
+    weight = finite_number(report["threshold"].get("match_weight"))
     rows = [
         [
             _td(f"{_num(b.get('from'), 3)} to {_num(b.get('to'), 3)}"),
@@ -223,7 +225,7 @@ def _parameters_section(report: dict[str, Any]) -> str:
     rows = []
     for comparison in report.get("comparisons") or []:
         for level in comparison.get("levels") or []:
-            label = _e(level.get("label"))
+            label = escape(level.get("label"))
             if level.get("tf_adjusted"):
                 label += " <small>(term-frequency adjusted)</small>"
             if level.get("null_level"):
@@ -234,7 +236,7 @@ def _parameters_section(report: dict[str, Any]) -> str:
                     _td(_num(level.get("u")), True),
                     _td(_num(level.get("match_weight"), 3), True),
                 ]
-            rows.append([_td(_e(comparison.get("name"))), _td(label), *cells])
+            rows.append([_td(escape(comparison.get("name"))), _td(label), *cells])
     prior = report.get("prior") or {}
     trained = report["run"].get("trained")
     caveat = (
@@ -268,7 +270,9 @@ def _parameters_section(report: dict[str, Any]) -> str:
 
 def _blocking_section(report: dict[str, Any]) -> str:
     rules = report.get("blocking_rules") or []
-    items = "".join(f"<li>{' and '.join(_e(w) for w in r.get('words') or [])}</li>" for r in rules)
+    items = "".join(
+        f"<li>{' and '.join(escape(w) for w in r.get('words') or [])}</li>" for r in rules
+    )
     permitted = (
         " Every rule keeps only pairs within one dataset or across a pair of datasets both "
         "agreements permit."
@@ -285,12 +289,12 @@ def _blocking_section(report: dict[str, Any]) -> str:
 def _rate_cells(row: dict[str, Any]) -> list[str]:
     """Records, linked, link rate; a suppressed group shows ``<10`` and no figures."""
     if row.get("suppressed"):
-        shown = _e(SUPPRESSED)
+        shown = escape(SUPPRESSED)
         return [f"<td class='num suppressed'>{v}</td>" for v in (shown, "—", shown)]
     return [
         _td(_int(row.get("records")), True),
         _td(_int(row.get("linked")), True),
-        _td(_e(row.get("display")), True),
+        _td(escape(row.get("display")), True),
     ]
 
 
@@ -298,8 +302,8 @@ def _rates_table(rows: list[dict[str, Any]], group: str) -> str:
     body = []
     for row in rows:
         ds = row.get("dataset")
-        name = f"<strong>{_e(ds)}</strong>" if ds == ALL_AGENCIES else _e(ds)
-        body.append([_td(name), _td(_e(row.get("group"))), *_rate_cells(row)])
+        name = f"<strong>{escape(ds)}</strong>" if ds == ALL_AGENCIES else escape(ds)
+        body.append([_td(name), _td(escape(row.get("group"))), *_rate_cells(row)])
     return _table(["dataset", group, "linkable records", "linked", "link rate"], body)
 
 
@@ -307,20 +311,20 @@ def _link_rates_section(report: dict[str, Any]) -> str:
     rates = report.get("link_rates") or {}
     fields = rates.get("fields") or {}
     agency_rows = [
-        [_td(_e(r.get("dataset"))), _td(_e(r.get("provider"))), *_rate_cells(r)]
+        [_td(escape(r.get("dataset"))), _td(escape(r.get("provider"))), *_rate_cells(r)]
         for r in rates.get("by_agency") or []
     ]
     field_rows = [
-        [_td(_e(ds)), *(_td(_e(f.get(k) or "none")) for k in ("age", "sex", "race"))]
+        [_td(escape(ds)), *(_td(escape(f.get(k) or "none")) for k in ("age", "sex", "race"))]
         for ds, f in fields.items()
     ]
     return (
         "<section id='link-rates'><h2>Link rates</h2>"
-        f"<p>{_e(rates.get('definition'))} Groups of fewer than {_e(rates.get('min_group'))} "
-        f"records show “{_e(SUPPRESSED)}” instead of their figures. Lower rates for some group "
-        "can mean worse linkage for it (names spelled or recorded differently, missing birth "
-        "dates), or that fewer of its people are in more than one agency's data; compare within an "
-        "agency.</p>"
+        f"<p>{escape(rates.get('definition'))} Groups of fewer than "
+        f"{escape(rates.get('min_group'))} records show “{escape(SUPPRESSED)}” instead of their "
+        "figures. Lower rates for some group can mean worse linkage for it (names spelled or "
+        "recorded differently, missing birth dates), or that fewer of its people are in more "
+        "than one agency's data; compare within an agency.</p>"
         + _table(["dataset", "agency", "linkable records", "linked", "link rate"], agency_rows)
         + "<h3>By age band</h3><p>Report bands: 0-17, 18-24, 25-34, 35-44, 45-64, 65+; an "
         "agency's age bin that spans two of them keeps its own label.</p>"
@@ -361,15 +365,15 @@ def _changes_section(report: dict[str, Any]) -> str:
 
 def _record_section(report: dict[str, Any]) -> str:
     run = report["run"]
-    engine = [(str(k), _e(v)) for k, v in (run.get("engine") or {}).items()]
-    timings = [(str(k), _e(_duration(v))) for k, v in (run.get("timings") or {}).items()]
-    pairs = "<br>".join(_e(" ~ ".join(p)) for p in run.get("dataset_pairs") or []) or "—"
+    engine = [(str(k), escape(v)) for k, v in (run.get("engine") or {}).items()]
+    timings = [(str(k), escape(_duration(v))) for k, v in (run.get("timings") or {}).items()]
+    pairs = "<br>".join(escape(" ~ ".join(p)) for p in run.get("dataset_pairs") or []) or "—"
     return (
         "<section id='record'><h2>The run's record</h2>"
         + _dl(
             [
-                ("Run", _e(run.get("id"))),
-                ("Finished", _e(run.get("finished_at"))),
+                ("Run", escape(run.get("id"))),
+                ("Finished", escape(run.get("finished_at"))),
                 ("Pairs scored (match probability 1% or more)", _int(run.get("scored_pairs"))),
                 ("Permitted dataset pairs", pairs),
             ]

@@ -28,7 +28,7 @@ def release_view(release: Release, cached: bool) -> dict[str, Any]:
 def release_csv(release: Release) -> str:
     """The release's cells as CSV, safe to open in a spreadsheet (no field can run as a
     formula); suppressed cells read ``<N`` with no number."""
-    from publishers.dashboard import render_csv
+    from publishers.downloads import render_csv
 
     return render_csv(release.manifest)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from functools import cache
 from typing import Any
@@ -231,3 +232,42 @@ def make_published(
         "agreements": [agreement.ref],
         **extra,
     }
+
+
+QUIET = 50.0  # a per-period budget so large that the noise hardly moves a value
+
+
+def published(manifest: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A computed manifest as the hub publishes it (id, title, date, agreements added)."""
+    return {
+        **manifest,
+        "id": f"rel-{manifest['aggregate_id']}",
+        "title": manifest["aggregate_title"],
+        "released_at": "2026-07-02T10:00:00Z",
+        "agreements": [c["agreement"] for c in manifest["charges"]],
+        **extra,
+    }
+
+
+@cache
+def _valued(measure: str, bounds: tuple[int, int]) -> dict[str, Any]:
+    from publishers.release import compute_release  # OpenDP loads lazily
+
+    days = ("referral_date", "first_service_date")
+    agreement = make_agreement_with(
+        make_agreement(REFERRALS),
+        measure=measure,
+        dataset="referrals",
+        time_field="referral_date",
+        dimensions=("quarter", "urgency"),
+        value={"days_between": days if bounds[0] >= 0 else days[::-1], "bounds": bounds},
+        per_period=QUIET,
+    )
+    rows = make_rows_for(agreement, "test_agg", 3000, persons=1000)
+    return published(compute_release(agreement, "test_agg", rows, **WINDOW, seed=3).to_manifest())
+
+
+def make_valued(measure: str, bounds: tuple[int, int] = (0, 90)) -> dict[str, Any]:
+    """A sum or mean of the days from referral to first service (from first service back to
+    the referral when the bounds are negative), by quarter and urgency, with little noise."""
+    return copy.deepcopy(_valued(measure, bounds))

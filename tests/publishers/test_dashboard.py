@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from publishers.dashboard import csv_safe, render_csv, render_dashboard, write_csv
+from publishers.dashboard import render_dashboard
+from publishers.downloads import render_csv
 from publishers.release import compute_release, release_terms
 from tests.publishers.factories import (
     HOSPITAL,
     POLICE,
+    QUIET,
     REFERRALS,
     WINDOW,
     agreement_declaring,
@@ -21,11 +23,12 @@ from tests.publishers.factories import (
     make_linked_rows,
     make_published,
     make_rows_for,
+    make_valued,
+    published,
 )
 
 RATE = (REFERRALS, "referral_followup_qtr")
 MEAN = (REFERRALS, "referral_days_to_service_qtr")
-QUIET = 50.0  # a per-period budget so large that the noise hardly moves a value
 
 
 def render(tmp_path: Path, releases: list[dict[str, Any]]) -> str:
@@ -96,44 +99,7 @@ def test_an_empty_dashboard_still_renders(tmp_path):
     assert "No releases have been published yet." in render(tmp_path, [])
 
 
-@pytest.mark.parametrize("text", ["=1+1", "+SUM(A1)", "-2", "@cmd", "\tx", "\rx"])
-def test_csv_fields_that_could_run_as_formulas_are_quoted(text):
-    assert csv_safe(text) == "'" + text
-
-
-@pytest.mark.parametrize("text", ["2025-07", "<11", "FATAL_SHOOTING", "12", ""])
-def test_csv_ordinary_fields_are_left_alone(text):
-    assert csv_safe(text) == text
-
-
-def test_write_csv_neutralises_formulas_in_keys_and_headers(tmp_path):
-    release = make_published()
-    release["cells"][0]["key"]["month"] = '=HYPERLINK("http://evil","x")'
-    release["dimensions"] = ["month", "victimization_type"]
-    path = write_csv(release, tmp_path / "out.csv")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    assert rows[0] == ["month", "victimization_type", "count", "suppressed", "error_bound_95"]
-    assert rows[1][0] == "'" + '=HYPERLINK("http://evil","x")'
-    assert len(rows) == 1 + len(release["cells"])
-    for row in rows[1:]:
-        assert not row[0].startswith(("=", "+", "-", "@"))
-        assert row[3] in ("true", "false")
-
-
 # --- sums, means, rates and releases over linked data ------------------------------------------
-
-
-def published(manifest: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A computed manifest as the hub publishes it (id, title, date, agreements added)."""
-    return {
-        **manifest,
-        "id": f"rel-{manifest['aggregate_id']}",
-        "title": manifest["aggregate_title"],
-        "released_at": "2026-07-02T10:00:00Z",
-        "agreements": [c["agreement"] for c in manifest["charges"]],
-        **extra,
-    }
 
 
 @cache
@@ -169,28 +135,6 @@ def make_example(aggregate: tuple[str, str], n: int = 3000) -> dict[str, Any]:
     that the noise hardly moves a value (which cells and totals are shown depends on the data,
     not on the draw)."""
     return copy.deepcopy(_example(*aggregate, n))
-
-
-@cache
-def _valued(measure: str, bounds: tuple[int, int]) -> dict[str, Any]:
-    days = ("referral_date", "first_service_date")
-    agreement = make_agreement_with(
-        make_agreement(REFERRALS),
-        measure=measure,
-        dataset="referrals",
-        time_field="referral_date",
-        dimensions=("quarter", "urgency"),
-        value={"days_between": days if bounds[0] >= 0 else days[::-1], "bounds": bounds},
-        per_period=QUIET,
-    )
-    rows = make_rows_for(agreement, "test_agg", 3000, persons=1000)
-    return published(compute_release(agreement, "test_agg", rows, **WINDOW, seed=3).to_manifest())
-
-
-def make_valued(measure: str, bounds: tuple[int, int] = (0, 90)) -> dict[str, Any]:
-    """A sum or mean of the days from referral to first service (from first service back to
-    the referral when the bounds are negative), by quarter and urgency, with little noise."""
-    return copy.deepcopy(_valued(measure, bounds))
 
 
 def section_of(page: str) -> str:
@@ -388,87 +332,3 @@ def test_the_dashboard_of_every_measure_loads_nothing_from_the_network(tmp_path)
     assert all(link.startswith("#") for link in links)
     assert "<script" not in page.lower() and "//" not in page
     assert "default-src 'none'" in page
-
-
-# --- CSV by measure -----------------------------------------------------------------------------
-
-
-def read(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text)))
-
-
-def test_csv_of_a_rate_gives_share_numerator_denominator_and_interval():
-    release = make_published(*RATE)
-    rows = read(render_csv(release))
-    assert rows[0] == [
-        "quarter",
-        "to_org_type",
-        "rate",
-        "numerator",
-        "denominator",
-        "lower_95",
-        "upper_95",
-        "suppressed",
-    ]
-    assert len(rows) == 1 + len(release["cells"])
-    for cell, row in zip(release["cells"], rows[1:], strict=True):
-        assert row[:2] == [cell["key"]["quarter"], cell["key"]["to_org_type"]]
-        if cell["suppressed"]:
-            assert row[2:] == ["n<11", "", "", "", "", "true"]
-        else:
-            rate, numerator, denominator, low, high = row[2:7]
-            assert float(rate) == cell["value"] and 0 <= float(rate) <= 1
-            assert (int(numerator), int(denominator)) == (cell["numerator"], cell["denominator"])
-            assert float(low) <= float(rate) <= float(high)
-            assert row[7] == "false"
-
-
-def test_csv_of_a_mean_gives_mean_n_and_interval():
-    release = make_published(*MEAN)
-    rows = read(render_csv(release))
-    assert rows[0] == [
-        "quarter",
-        "to_org_type",
-        "mean",
-        "count",
-        "lower_95",
-        "upper_95",
-        "suppressed",
-    ]
-    for cell, row in zip(release["cells"], rows[1:], strict=True):
-        if cell["suppressed"]:
-            assert row[2:] == ["n<11", "", "", "", "true"]
-        else:
-            assert float(row[2]) == cell["value"]  # two decimals, not the one-decimal display
-            assert int(row[3]) == cell["count"]
-            assert (float(row[4]), float(row[5])) == (cell["lower"], cell["upper"])
-
-
-def test_csv_of_a_sum_gives_sum_n_and_its_error_bound():
-    release = make_valued("sum")
-    rows = read(render_csv(release))
-    assert rows[0] == ["quarter", "urgency", "sum", "count", "suppressed", "error_bound_95"]
-    for cell, row in zip(release["cells"], rows[1:], strict=True):
-        assert float(row[5]) == cell["error_bound_95"]
-        if cell["suppressed"]:
-            assert row[2:5] == ["n<11", "", "true"]
-        else:
-            assert (int(row[2]), int(row[3]), row[4]) == (cell["value"], cell["count"], "false")
-
-
-def test_csv_of_a_count_keeps_its_columns():
-    release = make_published(HOSPITAL, "ed_assault_demog_qtr")
-    rows = read(render_csv(release))
-    assert rows[0] == ["quarter", "age_years", "sex", "count", "suppressed", "error_bound_95"]
-    assert {float(r[5]) for r in rows[1:]} == {release["error_bound_95"]}
-
-
-@pytest.mark.parametrize("maker", [lambda: make_published(*RATE), lambda: make_published(*MEAN)])
-def test_csv_of_a_rate_or_mean_neutralises_formulas_in_keys(maker):
-    release = maker()
-    release["cells"][0]["key"]["quarter"] = "=1+1"
-    release["cells"][1]["key"]["to_org_type"] = "-2+3"
-    rows = read(render_csv(release))
-    assert rows[1][0] == "'=1+1" and rows[2][1] == "'-2+3"
-    fields = [f for row in rows for f in row]
-    assert not [f for f in fields if f.startswith(("=", "+", "@", "\t", "\r"))]
