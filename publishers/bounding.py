@@ -17,7 +17,7 @@ the count vector is capped:
 Which rows survive is decided by a keyed pseudo-random priority computed from
 ``(seed, person_id, cell, period)`` only, so one person's choice never depends on anyone
 else's rows (adding or removing a person changes no one else's kept rows), and rows that tie
-are interchangeable (same person, cell and period).
+are interchangeable (same person, cell and period, and for sums and means the same value).
 
 Sensitivity over a window that touches ``P`` periods (see :func:`sensitivity_for`):
 
@@ -140,17 +140,26 @@ def _mix(x: U64) -> U64:
     return x ^ (x >> np.uint64(31))
 
 
-def row_priorities(placement: Placement, rows: IntArray, seed: int) -> U64:
-    """A pseudo-random priority per row, a keyed function of (person_id, cell, period).
+def row_priorities(
+    placement: Placement, rows: IntArray, seed: int, values: IntArray | None = None
+) -> U64:
+    """A pseudo-random priority per row, a keyed function of (person_id, cell, period) and,
+    for measures that add up values, of the row's value.
 
     The person id itself (not its factorised code, which depends on the order of everyone's
-    rows) goes through a SipHash keyed by the seed.
+    rows) goes through a SipHash keyed by the seed. Rows that tie are interchangeable: same
+    person, cell, period (and value), so which one a stable sort keeps, which depends on the
+    order the rows arrive in, never changes the bounded statistic. Without the value, a sum
+    would keep one of a person's tied rows or another by arrival order, and the order of other
+    people's rows could move that person's contribution by more than the sensitivity.
     """
     key = hashlib.sha256(f"ovphub/bounding/{seed}".encode()).hexdigest()[:16]
     person_hash = pd.util.hash_array(placement.person_ids, hash_key=key, categorize=False)
     cell = placement.cell[rows].astype(np.uint64)
     period = placement.period[rows].astype(np.uint64)
     salt = _mix(cell ^ (period << np.uint64(32)))
+    if values is not None:
+        salt = _mix(salt ^ values[rows].astype(np.int64).view(np.uint64))
     return _mix(person_hash[placement.person[rows]] ^ salt)
 
 
@@ -201,7 +210,7 @@ def bound_contributions(
     if placed == 0:
         zeros = np.zeros(n_cells, dtype=np.int64)
         return BoundedCounts(zeros, 0, 0, 0, None if values is None else zeros.copy())
-    priority = row_priorities(placement, rows, seed)
+    priority = row_priorities(placement, rows, seed, values)
     person = placement.person[rows]
     merged = 0
     if measure in PER_PERSON_CELL:

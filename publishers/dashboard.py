@@ -196,7 +196,7 @@ def _suppression_text(kind: str, min_cell: int) -> str:
     what = {
         "sum": "A sum whose noisy number of rows is",
         "mean": "A mean whose noisy number of rows is",
-        "rate": "A share whose noisy numerator or denominator is",
+        "rate": "A share whose noisy numerator, or the rest of its noisy denominator, is",
     }[kind]
     return (
         f"{what} below {min_cell} is shown as “n&lt;{min_cell}”, with no number; that "

@@ -144,7 +144,8 @@ def row_values(value: Value, rows: pd.DataFrame) -> tuple[IntArray, BoolArray]:
         numbers = pd.to_numeric(rows[str(value.field)], errors="coerce").to_numpy(np.float64)
         ok = np.isfinite(numbers)
         raw = np.zeros(len(rows), dtype=np.int64)
-        raw[ok] = np.rint(numbers[ok]).astype(np.int64)
+        # Clamped while still floats: a value past the int64 range must not wrap round.
+        raw[ok] = np.rint(np.clip(numbers[ok], *value.bounds)).astype(np.int64)
     lower, upper = value.bounds
     return np.clip(raw, lower, upper).astype(np.int64), ok
 
@@ -154,7 +155,11 @@ def _in(column: pd.Series, allowed: tuple[str, ...]) -> BoolArray:
 
 
 def _linked_flags(
-    event: LinkedEvent, rows: pd.DataFrame, time_field: str | None, other: pd.DataFrame
+    event: LinkedEvent,
+    rows: pd.DataFrame,
+    time_field: str | None,
+    other: pd.DataFrame,
+    placed: BoolArray,
 ) -> BoolArray:
     if time_field is None:
         raise ReleaseRefused(
@@ -173,6 +178,7 @@ def _linked_flags(
     other_days, other_ok = _days(other[event.time_field])
     keep &= other_ok
     own_days, own_ok = _days(rows[time_field])
+    own_ok = own_ok & placed  # rows in no cell need no flag: fewer pairs held in memory
     theirs = pd.DataFrame(
         {"p": other[PERSON_COLUMN].to_numpy()[keep], "their_day": other_days[keep]}
     ).drop_duplicates()
@@ -189,9 +195,13 @@ def _linked_flags(
 
 
 def numerator_flags(
-    aggregate: Aggregate, rows: pd.DataFrame, linked: dict[str, pd.DataFrame]
+    aggregate: Aggregate,
+    rows: pd.DataFrame,
+    linked: dict[str, pd.DataFrame],
+    placed: BoolArray | None = None,
 ) -> BoolArray:
-    """Which rows meet the numerator condition (every part of it)."""
+    """Which rows meet the numerator condition (every part of it); ``placed`` (rows that have
+    a cell) limits the linked lookups to the rows that count."""
     condition: Condition | None = aggregate.numerator
     assert condition is not None
     flags = np.ones(len(rows), dtype=np.bool_)
@@ -207,7 +217,9 @@ def numerator_flags(
                 f"Aggregate {aggregate.id} needs the rows of linked dataset "
                 f"{condition.linked.dataset}; the hub must pass them."
             )
-        flags &= _linked_flags(condition.linked, rows, aggregate.time_field, other)
+        if placed is None:
+            placed = np.ones(len(rows), dtype=np.bool_)
+        flags &= _linked_flags(condition.linked, rows, aggregate.time_field, other, placed)
     return flags
 
 

@@ -24,9 +24,9 @@ Sums, means and rates (:func:`publish_measure`) follow the same rules with their
   noisy row count is below ``min_cell``;
 - a mean (two decimals) and a rate (a share, four decimals) carry the conservative 95%
   interval of :mod:`publishers.measures`, rounded outwards; a mean is suppressed when its noisy
-  count is below ``min_cell``, a rate when its noisy numerator or denominator is (either could
-  otherwise be read back from the rate and the other). Suppressed entries read ``n<{min_cell}``
-  and carry no number at all;
+  count is below ``min_cell``, a rate when its noisy numerator or the rest of its denominator
+  is (either could otherwise be read back from the rate and the denominator). Suppressed
+  entries read ``n<{min_cell}`` and carry no number at all;
 - totals add the row's unclamped noisy vectors and read them the same way, with bounds for the
   sums of draws; the withheld rule above applies unchanged.
 """
@@ -185,7 +185,8 @@ def _entry(
         est = rate_estimate(noisy["numerator"], noisy["rest"], bounds["split"])
         digits, shown = 4, (lambda v: f"{v:.1%}")
         extras = {"numerator": numerator, "denominator": denominator}
-        small = (min_cell > 0 and min(numerator, denominator) < min_cell) or est.value is None
+        rest = denominator - numerator
+        small = (min_cell > 0 and min(numerator, rest) < min_cell) or est.value is None
     if small or est.value is None:
         return {
             "value": None,

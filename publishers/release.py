@@ -311,12 +311,14 @@ class Terms:
     same model, each pays the same loss. If any uses pure DP, the release must satisfy pure DP:
     it runs under ``pure_dp`` with ``ε = √(2ρ)`` when its own agreement is zCDP with ``ρ`` (an
     ε-DP mechanism satisfies ``ε²/2``-zCDP), and a zCDP agreement is charged ``ρ = ε²/2`` of a
-    pure-DP release (Bun & Steinke 2016, Proposition 1.4).
+    pure-DP release (Bun & Steinke 2016, Proposition 1.4). ``min_cell`` is the largest of the
+    agreements' small-cell thresholds.
     """
 
     privacy_model: PrivacyModel
     loss: float
     charges: tuple[Charge, ...]
+    min_cell: int = 0
 
 
 def _zcdp_of(epsilon: float) -> float:
@@ -347,7 +349,9 @@ def release_terms(
         if a is agreement and theirs == own:
             amount = cost  # exactly what the agreement's own aggregate is priced at
         charges.append(Charge(a.ref, amount, LOSS_UNIT[theirs]))
-    return Terms(model, loss, tuple(charges))
+    # Every agreement's small-cell rule holds: the strictest one applies.
+    min_cell = max(a.outputs.min_cell for a in everyone)
+    return Terms(model, loss, tuple(charges), min_cell)
 
 
 @dataclass(frozen=True)
@@ -442,7 +446,7 @@ def preview(
         "noisy_parts": [p.as_dict() for p in plan.parts],
         "error_bound_95": cell_bound,
         "total_error_bound_95": total_bound,
-        "min_cell": agreement.outputs.min_cell,
+        "min_cell": terms.min_cell,
         "accuracy_note": accuracy_note(space.aggregate.measure),
     }
 
@@ -470,7 +474,7 @@ def bounded_statistics(
         placement, missing = drop_rows(placement, ~has_value)
     split = aggregate.numerator is not None
     if split:
-        flags = numerator_flags(aggregate, rows, dict(linked))
+        flags = numerator_flags(aggregate, rows, dict(linked), placement.cell >= 0)
         placement = split_by_flag(placement, flags, n_cells, aggregate.measure)
     bounded = bound_contributions(
         placement,
@@ -533,7 +537,7 @@ def compute_release(
     del exact  # the exact statistics go no further than the mechanism
     n_cells = space.size
     split = aggregate.numerator is not None
-    min_cell = agreement.outputs.min_cell
+    min_cell = terms.min_cell
     cell_bound, total_bound = plan.stated_bounds()
     if aggregate.measure in ("count_rows", "count_persons"):
         assert total_bound is not None

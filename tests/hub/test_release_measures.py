@@ -200,3 +200,23 @@ def test_the_hospital_steward_sees_the_police_release_that_read_its_visits(
     assert {"agreement": HOSPITAL, "amount": pytest.approx(EPSILON), "unit": "epsilon"} in used[
         "charges"
     ]
+
+
+def test_a_linked_aggregate_reads_only_records_that_can_be_linked(linked_hub: Hub) -> None:
+    from sqlalchemy import func
+
+    from hub.db.models import Record
+    from hub.releases.service import release_rows
+
+    with linked_hub.session() as s:
+        everything = release_rows(s, "police_victimizations", ["incident_datetime"])
+        linkable = release_rows(s, "police_victimizations", ["incident_datetime"], True)
+        flagged = s.execute(
+            select(func.count())
+            .select_from(Record)
+            .where(Record.dataset_id == "police_victimizations")
+            .where(Record.no_linkage.is_(True) | Record.aggregate_only.is_(True))
+        ).scalar_one()
+    assert flagged > 0 and len(linkable) == len(everything) - flagged
+    view = release(linked_hub, make_request("repeat_victimization_yr"))
+    assert "no-linkage" in view["population_note"]

@@ -205,7 +205,11 @@ def test_a_linked_condition_looks_for_the_same_person_in_the_other_dataset_withi
             {"person_id": "stranger", "arrival_datetime": "2025-01-01", "injury_intent": "ASSAULT"},
         ]
     )
-    terms = release_terms(agreement, "test_agg", [make_agreement(HOSPITAL)])
+    hospital = make_agreement(HOSPITAL)
+    no_floor = hospital.model_copy(
+        update={"outputs": hospital.outputs.model_copy(update={"min_cell": 0})}
+    )
+    terms = release_terms(agreement, "test_agg", [no_floor])
     release = release_of(agreement, victims, linked={"ed_injury_visits": visits}, terms=terms)
     (only,) = release.cells
     # only "before": 365 days earlier is in the window, 366 is not, the same day is not
@@ -244,6 +248,7 @@ def test_a_pure_dp_agreement_makes_the_release_pure_dp_and_each_is_charged_in_it
     assert terms.loss**2 / 2 <= rho and terms.loss == pytest.approx(math.sqrt(2 * rho))
     charged = {c.agreement: (c.amount, c.unit) for c in terms.charges}
     assert charged[police.ref] == (rho, "rho")
+    assert terms.min_cell == max(police.outputs.min_cell, hospital.outputs.min_cell)
     assert charged[hospital.ref] == (terms.loss, "epsilon")
     # and the other way round: a pure-DP aggregate reading zCDP data charges rho = eps^2 / 2
     back = release_terms(hospital, "ed_assault_monthly", [police])
@@ -428,12 +433,13 @@ def test_a_rate_is_suppressed_when_its_numerator_or_denominator_is_small_and_sho
     rows = make_rows(
         [referral(f"p{i}", "2025-01-10", status="ENGAGED" if i < 3 else "SENT") for i in range(40)]
         + [referral(f"q{i}", "2025-04-10", status="ENGAGED") for i in range(30)]
+        + [referral(f"r{i}", "2025-04-10", status="SENT") for i in range(20)]
     )
     release = release_of(agreement, rows)
     q1, q2 = cell(release, "2025-Q1"), cell(release, "2025-Q2")
     assert q1["suppressed"] and q1["display"] == "n<11"
     assert q1["value"] is q1["numerator"] is q1["denominator"] is q1["lower"] is None
-    assert not q2["suppressed"] and q2["value"] == 1.0
+    assert not q2["suppressed"] and q2["value"] == 0.6
     # Q1's total would give back the suppressed cell's numbers, since the only other cell is
     # empty and suppressed too (two suppressed: the total stands, but is itself small here).
     totals = {t["key"]["quarter"]: t for t in release.totals}
@@ -484,3 +490,51 @@ def test_the_preview_of_a_mean_states_each_noisy_part_and_no_single_cell_bound()
 
 def test_every_agreement_declaring_a_linked_dataset_is_found():
     assert agreement_declaring("ed_injury_visits").id == make_agreement(HOSPITAL).id
+
+
+@pytest.mark.parametrize("measure", ["sum", "mean"])
+def test_which_values_bounding_keeps_never_depends_on_the_order_rows_arrive_in(measure):
+    """A person with eight referrals in one cell, four of them 0 days and four 90, keeps four
+    (k = 4 a year): which four must not depend on row order, or the order of other people's
+    rows could swing the sum by more than its sensitivity."""
+    agreement = referrals_agreement(
+        measure,
+        value={"days_between": ("referral_date", "first_service_date"), "bounds": (0, 90)},
+    )
+    rows = make_rows(
+        [referral("a", "2025-01-10", first_service_date="2025-01-10") for _ in range(4)]
+        + [referral("a", "2025-01-10", first_service_date="2025-04-10") for _ in range(4)]
+        + [referral(f"b{i}", "2025-02-01", first_service_date="2025-02-05") for i in range(5)]
+    )
+    plan = _plan(agreement, "test_agg", WINDOW["window_start"], WINDOW["window_end"], None)
+    bound = agreement.outputs.privacy.contribution_bound
+    for seed in range(20):
+        sums = {
+            int(bounded_statistics(plan.space, order, bound, seed, {})[0]["sum"].sum())
+            for order in (rows, rows.iloc[::-1], rows.sample(frac=1, random_state=seed))
+        }
+        assert len(sums) == 1, (seed, sums)
+
+
+def test_a_rate_is_suppressed_when_the_rest_of_its_denominator_is_small():
+    """98% of 100 would give away the two people who were not followed up."""
+    agreement = referrals_agreement(
+        "rate_rows", min_cell=11, numerator={"filters": {"status": ("ENGAGED",)}}
+    )
+    rows = make_rows(
+        [referral(f"p{i}", "2025-01-10", status="ENGAGED" if i > 1 else "SENT") for i in range(100)]
+    )
+    q1 = cell(release_of(agreement, rows), "2025-Q1")
+    assert q1["suppressed"] and q1["value"] is None and q1["numerator"] is None
+
+
+def test_the_strictest_small_cell_rule_of_the_agreements_involved_applies():
+    police = make_agreement(POLICE)
+    lenient = police.model_copy(
+        update={"outputs": police.outputs.model_copy(update={"min_cell": 3})}
+    )
+    strict = make_agreement(HOSPITAL).model_copy(
+        update={"outputs": make_agreement(HOSPITAL).outputs.model_copy(update={"min_cell": 20})}
+    )
+    assert release_terms(lenient, "repeat_victimization_yr", [strict]).min_cell == 20
+    assert release_terms(lenient, "repeat_victimization_yr").min_cell == 3
