@@ -327,7 +327,8 @@ class PseudonymizedFrame:
     """One chunk, pseudonymized column by column (pyarrow arrays of equal length)."""
 
     record_key: pa.StringArray
-    values: dict[str, pa.Array]  # stored field → its stored text (null when empty)
+    # stored field → its stored text (null when empty); dictionary-encoded except the record key
+    values: dict[str, pa.Array]
     tokens: dict[str, pa.Array]  # token column → int64 token (null when absent or unlinkable)
 
     def __len__(self) -> int:
@@ -346,6 +347,20 @@ def _spread(results: list[Any], codes: npt.NDArray[np.intp], kind: pa.DataType) 
     """Per-distinct-value ``results`` laid out by row (null where the code is -1)."""
     indices = pa.array(codes, type=pa.int64(), mask=codes < 0)
     return pc.take(pa.array(results, type=kind), indices)
+
+
+def _dictionary(results: list[str | None], codes: npt.NDArray[np.intp]) -> pa.DictionaryArray:
+    """Per-distinct-value ``results`` as a dictionary array by row: null where the code is -1
+    or the result is ``None``. Kept encoded, so the writer turns each distinct stored value
+    into JSON once rather than once per row."""
+    missing = np.fromiter((r is None for r in results), dtype=bool, count=len(results))
+    if missing.any():
+        dead = codes >= 0
+        dead[dead] = missing[codes[dead]]
+        codes = np.where(dead, -1, codes)
+    indices = pa.array(codes.astype(np.int32), mask=codes < 0)
+    dictionary = pa.array(["" if r is None else r for r in results], pa.string())
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
 class Pseudonymizer:
@@ -401,7 +416,7 @@ class Pseudonymizer:
                 continue
             codes, uniques = _codes(df.get(f.name, None), n)
             out = [transform_value(f, u, self.record_hasher) for u in uniques]
-            values[f.name] = _spread(out, codes, pa.string())
+            values[f.name] = _dictionary(out, codes)
         tokens: dict[str, pa.Array] = {}
         for name, role in self.linked:
             assert role is not None

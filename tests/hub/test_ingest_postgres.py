@@ -276,3 +276,61 @@ def test_every_copied_record_belongs_to_its_upload(ready: Hub) -> None:
     with ready.session() as s:
         assert s.execute(text(ORPHANS)).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(Record)).scalar_one() == 8
+
+
+AWKWARD = [
+    'quote " and "" doubled',
+    "back\\slash \\N and \\x41",
+    "tab\there, comma, and\nnewline\r\n",
+    "Zoë Ñúñez 東京 \U0001f600",
+    "",
+    None,
+    "=HYPERLINK(1)",
+    "null",
+    "plain",
+]
+
+
+@pytest.mark.parametrize("encoded", [False, True], ids=["plain-array", "dictionary"])
+def test_copy_stores_awkward_values_exactly_as_given(hub: Hub, pg_hub: Hub, encoded: bool) -> None:
+    """The CSV the COPY reads must round-trip every stored text exactly: quotes, backslashes,
+    COPY's own escapes, control characters, non-ASCII, the empty string (not NULL) and NULL.
+    The same chunk written through SQLite's INSERTs is the reference."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from hub.ingest.store import Chunk, RecordWriter
+    from hub.pseudonymize import PseudonymizedFrame
+
+    n = len(AWKWARD)
+    text = pa.array(AWKWARD, pa.string())
+    column = pc.dictionary_encode(text) if encoded else text
+    frame = PseudonymizedFrame(
+        pa.array([f"{i:064x}" for i in range(n, 0, -1)], pa.string()),  # not in key order
+        {"note": column, "code": pa.array(["A"] * n, pa.string())},
+        {"t_fn": pa.array([i if i % 2 else None for i in range(n)], pa.int64())},
+    )
+    chunk = Chunk(frame, np.arange(n) % 3 == 0, np.arange(n) % 2 == 0)
+    stored = {}
+    for h in (hub, pg_hub):
+        with h.session() as s:
+            writer = RecordWriter(s, dataset_id="ds", upload_id="u" * 32, version_id=1, key_id="k1")
+            writer.write(chunk)
+            writer.finish()
+            s.flush()
+            rows = s.execute(
+                select(
+                    Record.record_key,
+                    Record.values,
+                    Record.aggregate_only,
+                    Record.no_linkage,
+                    Record.t_fn,
+                    Record.t_ln,
+                )
+            ).all()
+            s.rollback()
+        stored[h.engine.dialect.name] = sorted(tuple(r) for r in rows)
+    assert stored["postgresql"] == stored["sqlite"]
+    notes = {key: values["note"] for key, values, *_ in stored["postgresql"]}
+    assert [notes[f"{i:064x}"] for i in range(n, 0, -1)] == AWKWARD
