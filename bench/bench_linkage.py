@@ -296,10 +296,16 @@ def _stored(session: Any, keys: Any, truth_path: Path) -> pd.DataFrame:
         .where(~Record.no_linkage, ~Record.aggregate_only)
     )
     rows = session.execute(query).all()
-    stored = pd.DataFrame.from_records(
-        rows, columns=["rid", "dataset", "record_key", "person_id", *TOKEN_COLUMNS]
-    )
+    names = ["rid", "dataset", "record_key", "person_id", *TOKEN_COLUMNS]
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     del rows
+    # Tokens straight to Int64: through float64 (ints with None) they would lose 11 bits.
+    stored = pd.DataFrame(
+        {
+            n: pd.array(v, dtype="Int64") if n in TOKEN_COLUMNS else list(v)
+            for n, v in zip(names, values, strict=True)
+        }
+    )
     merged = stored.merge(
         truth.rename(columns={"person_id": "true_id"}), on=["dataset", "record_key"]
     )

@@ -23,13 +23,16 @@ import datetime as dt
 import hashlib
 import itertools
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
-from sqlalchemy import bindparam, insert, select, update
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import audit
@@ -111,46 +114,102 @@ def assign_person_ids(
     previous: dict[int, str],
     key_of: Callable[[int], str],
 ) -> tuple[list[str], list[Change]]:
-    """A person id per cluster, keeping old ids stable.
+    """A person id per cluster, keeping old ids stable (lists in, lists out; see
+    :func:`assign_cluster_ids`, which does the work).
 
-    ``clusters`` lists record ids; ``previous`` is each record's person id before this run.
-    An old id goes to the cluster holding most of its records (ties: the cluster with the
-    smallest record key); a cluster heir to several old ids keeps the one covering most of its
-    records and the others are *merged* into it; a cluster heir to none gets a fresh id; records
-    a cluster took from an old id that went on elsewhere are *split* off it, to the cluster's
-    id."""
-    smallest = [min(key_of(r) for r in members) for members in clusters]
-    order = sorted(range(len(clusters)), key=smallest.__getitem__)
-    held: list[Counter[str]] = [Counter() for _ in clusters]
-    for i, members in enumerate(clusters):
-        held[i].update(previous[r] for r in members if r in previous)
-    heir: dict[str, int] = {}
-    for i in order:  # visiting in key order makes the earlier cluster win a tie
-        for old, n in held[i].items():
-            best = heir.get(old)
-            if best is None or n > held[best][old]:
-                heir[old] = i
-    ids: list[str] = [""] * len(clusters)
-    changes: list[Change] = []
-    taken = set(previous.values())
-    for i in order:
-        inherited = sorted(
-            (old for old in held[i] if heir[old] == i), key=lambda o: (-held[i][o], o)
-        )
-        if inherited:
-            ids[i] = inherited[0]
-            changes += [Change("merge", ids[i], o, held[i][o]) for o in inherited[1:]]
-            # Records it took from old ids that went on elsewhere split off to this one.
-            changes += [
-                Change("split", o, ids[i], n) for o, n in sorted(held[i].items()) if heir[o] != i
-            ]
-            continue
+    ``clusters`` lists record ids; ``previous`` is each record's person id before this run."""
+    members = [r for cluster in clusters for r in cluster]
+    cluster_of = np.repeat(np.arange(len(clusters)), [len(c) for c in clusters])
+    keys = np.array([key_of(r) for r in members], dtype=object)
+    old = np.array([previous.get(r) for r in members], dtype=object)
+    ids, changes = assign_cluster_ids(cluster_of, keys, old, len(clusters))
+    return ids.tolist(), changes
+
+
+def assign_cluster_ids(
+    cluster_of: npt.NDArray[np.int64],
+    keys: npt.NDArray[np.object_],
+    previous: npt.NDArray[np.object_],
+    n_clusters: int,
+) -> tuple[npt.NDArray[np.object_], list[Change]]:
+    """A person id per cluster, keeping old ids stable, vectorized over records.
+
+    Per record: its cluster (0 .. ``n_clusters`` - 1), its key (dataset and record key) and its
+    person id before this run (``None`` if it had none). An old id goes to the cluster holding
+    most of its records (ties: the cluster with the smallest key); a cluster heir to several
+    old ids keeps the one covering most of its records (ties: the smaller id) and the others
+    are *merged* into it; a cluster heir to none gets a fresh id (:func:`person_id` of its
+    smallest key); records a cluster took from an old id that went on elsewhere are *split*
+    off it, to the cluster's id. Changes come cluster by cluster in key order, merges first.
+    """
+    records = pd.DataFrame({"c": cluster_of, "key": keys, "old": previous})
+    smallest = records.groupby("c", sort=True)["key"].min()
+    smallest = smallest.reindex(range(n_clusters))
+    order = smallest.reset_index(drop=True).sort_values(kind="stable").index.to_numpy()
+    rank = np.empty(n_clusters, dtype=np.int64)
+    rank[order] = np.arange(n_clusters)
+
+    counts = records[records["old"].notna()].groupby(["c", "old"], sort=False).size()
+    held: pd.DataFrame = counts.rename("n").reset_index()
+    held["rank"] = rank[held["c"].to_numpy()]
+    # The heir of each old id: most records, then the earlier cluster in key order.
+    by_claim = held.sort_values(["old", "n", "rank"], ascending=[True, False, True])
+    heir = by_claim.drop_duplicates("old").set_index("old")["c"]
+    held["inherits"] = heir.reindex(held["old"]).to_numpy() == held["c"].to_numpy()
+
+    ids = np.full(n_clusters, None, dtype=object)
+    inherited = held[held["inherits"]].sort_values(
+        ["rank", "n", "old"], ascending=[True, False, True]
+    )
+    first = ~inherited["c"].duplicated()
+    kept = inherited[first]
+    ids[kept["c"].to_numpy()] = kept["old"].to_numpy()
+    taken = set(held["old"].tolist())
+    fresh = [int(c) for c in order if ids[c] is None]
+    lowest = smallest.to_numpy(dtype=object)
+    for c in fresh:
         salt = 0
-        while (candidate := person_id([smallest[i]], salt)) in taken:
+        while (candidate := person_id([lowest[c]], salt)) in taken:
             salt += 1
-        ids[i] = candidate
+        ids[c] = candidate
         taken.add(candidate)
-        changes += [Change("split", old, candidate, n) for old, n in sorted(held[i].items())]
+
+    merges: pd.DataFrame = inherited[~first]
+    splits: pd.DataFrame = held[~held["inherits"]]
+    log: pd.DataFrame = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "rank": merges["rank"],
+                    "kind": 0,
+                    "n": -merges["n"],
+                    "old": merges["old"],
+                    "c": merges["c"],
+                    "count": merges["n"],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "rank": splits["rank"],
+                    "kind": 1,
+                    "n": 0,
+                    "old": splits["old"],
+                    "c": splits["c"],
+                    "count": splits["n"],
+                }
+            ),
+        ]
+    ).sort_values(["rank", "kind", "n", "old"])
+    changes = [
+        Change("merge", ids[c], old, int(n)) if kind == 0 else Change("split", old, ids[c], int(n))
+        for kind, old, c, n in zip(
+            log["kind"].tolist(),
+            log["old"].tolist(),
+            log["c"].tolist(),
+            log["count"].tolist(),
+            strict=True,
+        )
+    ]
     return ids, changes
 
 
@@ -170,17 +229,86 @@ def _load(session: Session) -> pd.DataFrame:
         PersonLink.person_id,
         *(getattr(Record, c) for c in TOKEN_COLUMNS),
     ).join(PersonLink, PersonLink.record_id == Record.id, isouter=True)
+    # In id order: the engine samples and breaks ties by position, so the same records give
+    # the same people whatever plan the database picks for the join.
+    query = query.order_by(Record.id)
     connection = session.connection()
     sql = str(query.compile(dialect=connection.dialect))  # no parameters
+    if connection.dialect.name == "postgresql":
+        return _copy_out(connection.connection.driver_connection, sql)
     cursor = connection.connection.cursor()
     try:
         cursor.execute(sql)
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    frame = pd.DataFrame(rows, columns=[*_LOADED, *TOKEN_COLUMNS])
-    for c in TOKEN_COLUMNS:
-        frame[c] = frame[c].astype("Int64")
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(_LOADED) + len(TOKEN_COLUMNS))
+    frame = pd.DataFrame(
+        {
+            "unique_id": np.asarray(columns[0], dtype=np.int64),
+            "source_dataset": pd.array(columns[1], dtype="str"),
+            "record_key": pd.array(columns[2], dtype="str"),
+            "no_linkage": np.asarray(columns[3], dtype=bool),
+            "aggregate_only": np.asarray(columns[4], dtype=bool),
+            "person_id": pd.array(columns[5], dtype="str"),
+            **{
+                name: int64_column(values)
+                for name, values in zip(TOKEN_COLUMNS, columns[len(_LOADED) :], strict=True)
+            },
+        }
+    )
+    return frame
+
+
+def int64_column(values: Sequence[int | None]) -> pd.arrays.IntegerArray:
+    """Python ints and ``None`` as a nullable Int64 array, exactly: letting pandas infer would
+    pass a column with ``None`` through float64, which rounds a 64-bit token to 53 bits."""
+    objects = np.asarray(values, dtype=object)
+    missing = pd.isna(objects)
+    data = np.where(missing, 0, objects).astype(np.int64)
+    return pd.arrays.IntegerArray(data, missing)
+
+
+_COPY_OUT_BLOCK = 64 << 20  # bytes of CSV parsed at a time
+
+
+def _copy_out(conn: Any, sql: str) -> pd.DataFrame:
+    """PostgreSQL: the query's rows by ``COPY ... TO STDOUT`` as CSV, parsed by pyarrow a block
+    at a time (measured 3.6 s → see the linkage benchmark, per 400,000 records, against
+    fetching rows through the driver)."""
+    names = [*_LOADED, *TOKEN_COLUMNS]
+    types = {
+        "unique_id": pa.int64(),
+        "source_dataset": pa.string(),
+        "record_key": pa.string(),
+        "no_linkage": pa.bool_(),
+        "aggregate_only": pa.bool_(),
+        "person_id": pa.string(),
+        **dict.fromkeys(TOKEN_COLUMNS, pa.int64()),
+    }
+    options = {
+        "read_options": pacsv.ReadOptions(column_names=names),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=types, true_values=["t"], false_values=["f"], strings_can_be_null=True
+        ),
+    }
+    tables: list[pa.Table] = []
+    block: list[bytes] = []
+    held = 0
+    with conn.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        for data in copy:
+            block.append(bytes(data))
+            held += len(data)
+            if held >= _COPY_OUT_BLOCK:
+                tables.append(pacsv.read_csv(pa.BufferReader(b"".join(block)), **options))
+                block, held = [], 0
+    if block:
+        tables.append(pacsv.read_csv(pa.BufferReader(b"".join(block)), **options))
+    if not tables:  # no records: pyarrow refuses an empty file
+        tables.append(pa.table({n: pa.array([], types[n]) for n in names}))
+    table = pa.concat_tables(tables)
+    frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    frame["unique_id"] = frame["unique_id"].astype(np.int64)
     return frame
 
 
@@ -209,28 +337,20 @@ def run_linkage(
     linkable_frame = frame[linkable]
     result = engine.link(linkable_frame, pairs, settings, progress)
 
+    # A cluster index per record: the engine's clusters, then one of its own for every record
+    # the engine did not see.
     ids = frame["unique_id"].to_numpy(dtype=np.int64)
-    # Linkable records by engine cluster; every other record is a cluster of its own.
-    groups: dict[int, list[int]] = defaultdict(list)
-    for rid, label in zip(result.record_ids.tolist(), result.cluster.tolist(), strict=True):
-        groups[label].append(rid)
-    clusters: list[list[int]] = list(groups.values())
-    clusters += [[int(rid)] for rid in ids[~linkable]]
-    key_of_id = dict(
-        zip(
-            ids.tolist(),
-            (frame["source_dataset"] + "|" + frame["record_key"]).tolist(),
-            strict=True,
-        )
-    )
-    previous = {
-        int(r): p for r, p in zip(ids, frame["person_id"], strict=True) if isinstance(p, str)
-    }
-    person_ids, changes = assign_person_ids(clusters, previous, key_of_id.__getitem__)
-    new_of = {
-        rid: pid for members, pid in zip(clusters, person_ids, strict=True) for rid in members
-    }
-    changed = _write_links(session, run.id, new_of, previous)
+    cluster_of = np.empty(len(frame), dtype=np.int64)
+    labels, _ = pd.factorize(result.cluster)
+    cluster_of[pd.Index(ids).get_indexer(result.record_ids)] = labels
+    n_linked = int(labels.max()) + 1 if len(labels) else 0
+    cluster_of[~linkable] = n_linked + np.arange(int((~linkable).sum()))
+    n_clusters = n_linked + int((~linkable).sum())
+    keys = (frame["source_dataset"] + "|" + frame["record_key"]).to_numpy(dtype=object)
+    previous = frame["person_id"].to_numpy(dtype=object, copy=True)
+    previous[pd.isna(previous)] = None
+    person_ids, changes = assign_cluster_ids(cluster_of, keys, previous, n_clusters)
+    changed = _write_links(session, run.id, ids, person_ids[cluster_of], previous)
     session.add_all(
         LinkageChange(
             run_id=run.id,
@@ -243,7 +363,7 @@ def run_linkage(
     )
 
     links = int((result.pairs["match_probability"] >= settings.threshold).sum())
-    run.status, run.records, run.persons, run.links = "finished", len(frame), len(clusters), links
+    run.status, run.records, run.persons, run.links = "finished", len(frame), n_clusters, links
     datasets = sorted(linkable_frame["source_dataset"].unique().tolist())
     run.params = _run_params(settings, result, datasets, changed)
     run.finished_at = utcnow()
@@ -252,7 +372,7 @@ def run_linkage(
         method=engine.METHOD,
         records=len(frame),
         linkable_records=int(linkable.sum()),
-        persons=len(clusters),
+        persons=n_clusters,
         links=links,
         threshold=settings.threshold,
         trained=result.trained,
@@ -270,28 +390,74 @@ def run_linkage(
 
 
 def _write_links(
-    session: Session, run_id: int, new_of: dict[int, str], previous: dict[int, str]
+    session: Session,
+    run_id: int,
+    record_ids: npt.NDArray[np.int64],
+    person_ids: npt.NDArray[np.object_],
+    previous: npt.NDArray[np.object_],
 ) -> int:
     """Insert the links of new records and update those whose person id changed; returns how
-    many records already linked changed person id."""
-    fresh = [
-        {"record_id": r, "person_id": p, "run_id": run_id}
-        for r, p in new_of.items()
-        if r not in previous
-    ]
-    moved = [{"rid": r, "pid": p} for r, p in new_of.items() if r in previous and previous[r] != p]
-    # Core statements (no ORM bulk bookkeeping), in batches.
+    many records already linked changed person id.
+
+    PostgreSQL: new links by ``COPY``, changed ones by ``COPY`` into a temporary table and one
+    ``UPDATE``; SQLite: the driver's ``executemany``. Row-by-row statements through
+    SQLAlchemy and psycopg cost 9.8 s per 400,000 records here (PostgreSQL)."""
+    new = pd.isna(previous)
+    moved = ~new & (previous != person_ids)
+    fresh_rows = (record_ids[new], person_ids[new])
+    moved_rows = (record_ids[moved], person_ids[moved])
     connection = session.connection()
-    for start in range(0, len(fresh), WRITE_BATCH):
-        connection.execute(insert(PersonLink), fresh[start : start + WRITE_BATCH])
-    change = (
-        update(PersonLink)
-        .where(PersonLink.record_id == bindparam("rid"))
-        .values(person_id=bindparam("pid"), run_id=run_id)
-    )
-    for start in range(0, len(moved), WRITE_BATCH):
-        connection.execute(change, moved[start : start + WRITE_BATCH])
-    return len(moved)
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor:
+            _copy_links(cursor, "person_links (record_id, person_id, run_id)", fresh_rows, run_id)
+            if len(moved_rows[0]):
+                cursor.execute(
+                    "CREATE TEMPORARY TABLE ovp_moved_links (record_id integer, person_id text, "
+                    "run_id integer) ON COMMIT DROP"
+                )
+                _copy_links(cursor, "ovp_moved_links", moved_rows, run_id)
+                cursor.execute(
+                    "UPDATE person_links SET person_id = m.person_id, run_id = m.run_id "
+                    "FROM ovp_moved_links m WHERE person_links.record_id = m.record_id"
+                )
+                cursor.execute("DROP TABLE ovp_moved_links")
+        return int(moved.sum())
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(
+            "INSERT INTO person_links (record_id, person_id, run_id) VALUES (?, ?, ?)",
+            list(zip(fresh_rows[0].tolist(), fresh_rows[1].tolist(), itertools.repeat(run_id))),
+        )
+        cursor.executemany(
+            "UPDATE person_links SET person_id = ?, run_id = ? WHERE record_id = ?",
+            list(zip(moved_rows[1].tolist(), itertools.repeat(run_id), moved_rows[0].tolist())),
+        )
+    finally:
+        cursor.close()
+    return int(moved.sum())
+
+
+def _copy_links(
+    cursor: Any,
+    target: str,
+    rows: tuple[npt.NDArray[np.int64], npt.NDArray[np.object_]],
+    run_id: int,
+) -> None:
+    """COPY (record id, person id, ``run_id``) rows into ``target``, in slices."""
+    record_ids, person_ids = rows
+    with cursor.copy(f"COPY {target} FROM STDIN") as copy:
+        for start in range(0, len(record_ids), WRITE_BATCH * 10):
+            end = start + WRITE_BATCH * 10
+            copy.write(
+                "".join(
+                    f"{r}\t{p}\t{run_id}\n"
+                    for r, p in zip(
+                        record_ids[start:end].tolist(), person_ids[start:end].tolist(), strict=True
+                    )
+                )
+            )
 
 
 def _run_params(
