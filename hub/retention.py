@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.db.models import AgreementVersion, DestructionOrder, Record, utcnow
+from hub.db.records import delete_records
 
 
 def run_due_destruction(
@@ -39,7 +40,7 @@ def run_due_destruction(
         count = session.execute(
             select(func.count()).select_from(Record).where(*doomed)
         ).scalar_one()
-        session.execute(delete(Record).where(*doomed))
+        delete_records(session, *doomed)
         order.status, order.records_destroyed, order.done_at = "done", count, utcnow()
         session.flush()
         certificate = {

@@ -194,11 +194,13 @@ class PersonLink(Base):
     """The pseudonymous person a record belongs to, as decided by a linkage run."""
 
     __tablename__ = "person_links"
-    record_id: Mapped[int] = mapped_column(
-        ForeignKey("records.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign keys, as on ``records`` (migration 0007): PostgreSQL's per-row checks took 3.9
+    # of the 5.4 s a 400,000-link COPY took. Links are written only by the linkage run, for
+    # records it read in the same transaction, and deleted with their record by the code that
+    # deletes records (:func:`delete_records`); tests check no link outlives its record.
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     person_id: Mapped[str] = mapped_column(String(32), index=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("linkage_runs.id"))
+    run_id: Mapped[int] = mapped_column(Integer)
 
 
 class LinkageChange(Base):

@@ -33,10 +33,11 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.db.models import Record
+from hub.db.records import delete_records
 from hub.pseudonymize import TOKEN_COLUMNS, PseudonymizedFrame
 
 PROBE_BATCH = 10_000
@@ -168,9 +169,7 @@ class RecordWriter:
             if version != self.version_id:
                 restamp.append(rid)
         for start in range(0, len(stale), PROBE_BATCH):
-            self.session.execute(
-                delete(Record).where(Record.id.in_(stale[start : start + PROBE_BATCH]))
-            )
+            delete_records(self.session, Record.id.in_(stale[start : start + PROBE_BATCH]))
         for start in range(0, len(restamp), PROBE_BATCH):
             self.session.execute(
                 update(Record)

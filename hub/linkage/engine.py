@@ -170,6 +170,18 @@ class LinkResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _estimate_match_share(training: Any) -> None:
+    """Splink's estimate of the share of pairs that match, from the pairs agreeing on full
+    name and birth date, taken to find 80% of matches. When more pairs agree than 80% recall
+    allows (a few records, nearly all of one person), Splink refuses; then they are taken to
+    find them all."""
+    rules = [_rule("t_fn", "t_ln", "t_dob")]
+    try:
+        training.estimate_probability_two_random_records_match(rules, recall=0.8)
+    except ValueError:
+        training.estimate_probability_two_random_records_match(rules, recall=1.0)
+
+
 def _any_equal(family: str) -> str:
     """SQL: some column of ``family`` on the left equals some column of it on the right."""
     cols = _FAMILY_COLUMNS[family]
@@ -420,9 +432,7 @@ def link(
         linker = Linker(table, sampler.misc.save_model_to_json(), log_level=logging.ERROR)
         lap("u")
         training = linker.training
-        training.estimate_probability_two_random_records_match(
-            [_rule("t_fn", "t_ln", "t_dob")], recall=0.8
-        )
+        _estimate_match_share(training)
         trained = "priors"
         if len(frame) >= settings.min_records_to_train:
             trained = "em"
@@ -436,8 +446,11 @@ def link(
         # With no exact agreement at all (a handful of distinct people) the estimate is 0, which
         # no evidence could overcome: hold it at one pair in all.
         all_pairs = len(frame) * (len(frame) - 1) / 2
-        model["probability_two_random_records_match"] = max(
-            model["probability_two_random_records_match"], 1 / all_pairs
+        # And never above even odds: in a handful of records that nearly all agree (one person
+        # many times), the share can come out near 1, which no evidence could overcome either.
+        model["probability_two_random_records_match"] = min(
+            0.5,
+            max(model["probability_two_random_records_match"], 1 / all_pairs),
         )
         for comparison in model["comparisons"]:
             _floored(comparison["comparison_levels"])

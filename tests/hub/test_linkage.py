@@ -554,3 +554,66 @@ def test_postgres_reads_records_for_linkage_as_sqlite_does(
             continue
         left, right = sqlite[column].astype(object), postgres[column].astype(object)
         assert left.where(left.notna(), None).tolist() == right.where(right.notna(), None).tolist()
+
+
+LINK_ORPHANS = (
+    "SELECT count(*) FROM person_links l LEFT JOIN records r ON r.id = l.record_id "
+    "WHERE r.id IS NULL"
+)
+
+
+@pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
+def test_no_person_link_outlives_its_record(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """person_links has no foreign keys (a per-row check cost PostgreSQL 70% of writing them),
+    so the code that deletes records must delete their links: a correction replacing linked
+    records, then a retention purge of the whole dataset."""
+    from sqlalchemy import text
+
+    from factories import load_examples, make_actor, make_police_csv, make_police_row
+    from hub.agreements.lifecycle import transition
+    from hub.agreements.service import get_version
+    from hub.auth.policies import Role
+    from hub.auth.service import actor_of, ensure_admin
+    from hub.db.models import DestructionOrder
+    from hub.ingest.service import upload_extract
+    from hub.retention import run_due_destruction
+
+    hub: Hub = request.getfixturevalue(which)
+    load_examples(hub)
+    steward = make_actor(hub, "steward-police", Role.steward, "org:police")
+
+    def upload(rows: list[dict[str, str]]) -> None:
+        hub.transact(
+            lambda s: upload_extract(
+                s,
+                hub.keys,
+                steward,
+                agreement_id="dsa-police-victimizations",
+                dataset_id="police_victimizations",
+                content=make_police_csv(rows),
+                today=hub.today(),
+            )
+        )
+
+    def count(sql: str) -> int:
+        with hub.session() as s:
+            return int(s.execute(text(sql)).scalar_one())
+
+    upload([make_police_row(i) for i in range(1, 7)])
+    hub.transact(lambda s: run_linkage(s, "test", hub.today()))
+    assert count("SELECT count(*) FROM person_links") == 6
+    upload([make_police_row(1, victim_sex="F"), make_police_row(2, victim_sex="F")])
+    assert count(LINK_ORPHANS) == 0
+    assert count("SELECT count(*) FROM person_links") == 4  # the two replaced are unlinked
+    hub.transact(lambda s: run_linkage(s, "test", hub.today()))
+    with hub.session() as s:
+        admin = actor_of(ensure_admin(s))
+        gov = get_version(s, "dsa-police-victimizations", "1.0.0")
+        transition(s, gov.row, gov.spec, "terminated", admin, hub.today(), "ended")
+        due = s.execute(select(DestructionOrder.due_on)).scalar_one()
+    with hub.session() as s:
+        assert run_due_destruction(s, due)[0]["records_destroyed"] == 6
+    assert count("SELECT count(*) FROM records") == 0
+    assert count("SELECT count(*) FROM person_links") == 0
