@@ -2,9 +2,10 @@
 
 A :class:`~hub.db.models.DestructionOrder` names the datasets of a terminated agreement and the
 date by which their data must be gone. :func:`run_due_destruction` deletes every stored record
-of those datasets that came in under that agreement (tokens and person links go with them, by
-cascade), marks the order done, and writes an audit event with the count — the hub's
-certificate of destruction. Releases already published are aggregates and stay.
+of those datasets that came in under that agreement (tokens go with them, and
+:func:`~hub.db.records.delete_records` deletes their person links), marks the order done, and
+writes an audit event with the count — the hub's certificate of destruction. Releases already
+published are aggregates and stay.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.db.models import AgreementVersion, DestructionOrder, Record, utcnow
-from hub.db.records import delete_records
+from hub.db.records import delete_records, lock_datasets
 
 
 def run_due_destruction(
@@ -40,6 +41,7 @@ def run_due_destruction(
         count = session.execute(
             select(func.count()).select_from(Record).where(*doomed)
         ).scalar_one()
+        lock_datasets(session, order.datasets)
         delete_records(session, *doomed)
         order.status, order.records_destroyed, order.done_at = "done", count, utcnow()
         session.flush()

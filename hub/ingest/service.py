@@ -28,7 +28,8 @@ from contracts.model import Dataset
 from hub import audit
 from hub.agreements.service import Governing, check_in_force, governing_dataset
 from hub.auth.policies import Actor, check_can_upload
-from hub.db.models import DatasetRegistration, Upload
+from hub.db.models import Upload
+from hub.db.records import lock_datasets
 from hub.errors import AgreementRefused, UploadRejected
 from hub.ingest.formats import Extract, ExtractSource, open_extract
 from hub.ingest.store import Chunk, RecordWriter
@@ -125,7 +126,7 @@ def upload_extract(
     today = today or dt.date.today()
     gov, dataset = upload_gate(session, actor, agreement_id, dataset_id, today)
     extract = open_extract(content, dataset=dataset_id, max_bytes=max_bytes)
-    _lock_dataset(session, dataset_id)  # after the scan: the lock is held only to store
+    lock_datasets(session, [dataset_id])  # after the scan: the lock is held only to store
     check_key_current(session, keys)
     sha = extract.sha256
     previous = session.execute(
@@ -326,14 +327,3 @@ def upload_gate(
     assert dataset is not None
     check_can_upload(actor, gov.spec, dataset)
     return gov, dataset
-
-
-def _lock_dataset(session: Session, dataset_id: str) -> None:
-    """Serialize uploads of one dataset (corrections compare against what is stored); uploads
-    of other datasets go on at the same time. SQLite serializes every writer anyway."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            select(DatasetRegistration.id)
-            .where(DatasetRegistration.id == dataset_id)
-            .with_for_update()
-        )

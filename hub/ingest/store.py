@@ -247,16 +247,17 @@ class UploadAborted(Exception):
 
 
 class _CopyFeeder:
-    """One ``COPY ... FROM STDIN`` fed from a worker thread, at most one chunk ahead.
+    """One ``COPY ... FROM STDIN`` fed from two worker threads.
 
-    A thread turns chunk *k* into COPY text (:func:`copy_text`: pyarrow kernels, which run
-    without the GIL) and sends it (the socket write releases the GIL too, and the server parses and
-    inserts as it receives), while the caller validates and pseudonymizes chunk *k + 1* in
-    Python. Rendering on the caller's thread instead measured 0.7 s per 100,000 rows of the
-    police extract, a third of the pipeline's time, while the server sat idle half the time.
-    ``put`` waits when a chunk is already queued, so memory holds at most three chunks: being
-    rendered and sent, queued, being built. The connection belongs to the thread until
-    :meth:`close`.
+    One thread turns chunk *k* into COPY text (:func:`copy_text`: pyarrow kernels, which run
+    without the GIL) while the other sends chunk *k - 1* (the socket write releases the GIL
+    too, and the server parses and inserts as it receives), and the caller validates and
+    pseudonymizes chunk *k + 1* in Python. Rendering on the caller's thread instead measured
+    0.7 s per 100,000 rows of the police extract, a third of the pipeline's time, while the
+    server sat idle half the time. ``put`` hands a chunk to the renderer and then waits while
+    a rendered chunk is already queued, so memory holds at most three chunks' text (being
+    sent, queued, being rendered) besides the chunk the caller builds: about 90 MB each for
+    100,000 police rows. The connection belongs to the sending thread until :meth:`close`.
 
     Not psycopg's ``QueuedLibpqWriter``: that queues up to 1,024 slices of each chunk, and every
     slice keeps its whole chunk's buffer alive, so many chunks' text can be held at once when
@@ -307,7 +308,7 @@ class _CopyFeeder:
 # -- COPY data ------------------------------------------------------------------------------
 
 
-def _json_values(frame: PseudonymizedFrame, copy_text: bool = False) -> pa.Array:
+def _json_values(frame: PseudonymizedFrame) -> pa.Array:
     """The ``values`` column: one JSON object per row, built column-wise in pyarrow (one
     join over every field's key and literal)."""
     n = len(frame)
@@ -316,42 +317,42 @@ def _json_values(frame: PseudonymizedFrame, copy_text: bool = False) -> pa.Array
     parts: list[pa.Array | pa.Scalar] = []
     for i, (name, column) in enumerate(frame.values.items()):
         parts.append(pa.scalar(("{" if i == 0 else ",") + json.dumps(name) + ":"))
-        parts.append(_json_strings(column, copy_text))
+        parts.append(_json_strings(column))
     parts.append(pa.scalar("}"))
     return pc.binary_join_element_wise(*parts, "")
 
 
-#: Longer columns that are not all plain are encoded per distinct value.
-_DISTINCT_FIRST = 10_000
 #: Text that is its own JSON string body: printable ASCII without quote or backslash.
 _PLAIN = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"
 
 
-def _json_strings(column: pa.Array, copy_text: bool = False) -> pa.Array:
-    """Each value as a JSON literal (``null`` when null). A dictionary-encoded column is
-    encoded once per distinct value and laid out by row."""
+def _json_strings(column: pa.Array) -> pa.Array:
+    """Each value as a JSON literal escaped for COPY's text format (``null`` when null). A
+    dictionary-encoded column is encoded once per distinct value and laid out by row."""
     if isinstance(column, pa.DictionaryArray):
-        literals = pc.take(_json_literals(column.dictionary, copy_text), column.indices)
+        literals = pc.take(_json_literals(column.dictionary), column.indices)
     else:
-        literals = _json_literals(column, copy_text)
+        literals = _json_literals(column)
     return pc.fill_null(literals, "null")
 
 
-def _json_literals(column: pa.Array, copy_text: bool = False) -> pa.Array:
-    """JSON string literals of ``column``'s values (null stays null).
+def _json_literals(column: pa.Array) -> pa.Array:
+    """JSON string literals of ``column``'s values (null stays null), escaped for COPY.
 
     Plain text (codes, dates, hex hashes: nearly everything stored) is quoted in one vectorized
-    step. Anything else is encoded by ``json.dumps``, which escapes quotes, backslashes,
-    control characters and non-ASCII."""
+    step. Anything else is encoded by ``json.dumps`` (which escapes quotes, backslashes, control
+    characters and non-ASCII) once per distinct value, and its backslashes doubled, since COPY's
+    text format reads a backslash as an escape."""
     if pc.all(pc.match_substring_regex(column, _PLAIN)).as_py() is not False:
         return pc.binary_join_element_wise(pa.scalar('"'), column, pa.scalar('"'), "")
-    if len(column) > _DISTINCT_FIRST:
-        encoded = pc.dictionary_encode(column)
-        return pc.take(_json_literals(encoded.dictionary, copy_text), encoded.indices)
-    literals = [None if v is None else json.dumps(v) for v in column.to_pylist()]
-    if copy_text:  # COPY's text format reads a backslash as an escape
-        literals = [None if t is None else t.replace("\\", "\\\\") for t in literals]
-    return pa.array(literals, pa.string())
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    literals = pa.array(
+        [json.dumps(v).replace("\\", "\\\\") for v in encoded.dictionary.to_pylist()],
+        pa.string(),
+    )
+    return pc.take(literals, encoded.indices)
 
 
 def copy_text(chunk: Chunk, constants: tuple[str, str, int, str]) -> memoryview:
@@ -374,7 +375,7 @@ def copy_text(chunk: Chunk, constants: tuple[str, str, int, str]) -> memoryview:
         pa.scalar(f"{dataset_id}\t{upload_id}\t{version_id}"),
         frame.record_key,
         pa.scalar(key_id),
-        _json_values(frame, copy_text=True),
+        _json_values(frame),
         pa.array(np.where(chunk.aggregate_only, "t", "f"), pa.string()),
         pa.array(np.where(chunk.no_linkage, "t", "f"), pa.string()),
     ]

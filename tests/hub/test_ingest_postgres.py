@@ -291,11 +291,21 @@ AWKWARD = [
 ]
 
 
-@pytest.mark.parametrize("encoded", [False, True], ids=["plain-array", "dictionary"])
-def test_copy_stores_awkward_values_exactly_as_given(hub: Hub, pg_hub: Hub, encoded: bool) -> None:
-    """The CSV the COPY reads must round-trip every stored text exactly: quotes, backslashes,
-    COPY's own escapes, control characters, non-ASCII, the empty string (not NULL) and NULL.
-    The same chunk written through SQLite's INSERTs is the reference."""
+MANY = [f"Zoë {i} \\ «{i % 7}»" for i in range(12_000)]  # distinct, none plain ASCII
+
+
+@pytest.mark.parametrize(
+    ("notes", "encoded"),
+    [(AWKWARD, False), (AWKWARD, True), (MANY, True), (MANY, False)],
+    ids=["awkward-plain-array", "awkward-dictionary", "many-dictionary", "many-plain-array"],
+)
+def test_copy_stores_awkward_values_exactly_as_given(
+    hub: Hub, pg_hub: Hub, notes: list[str | None], encoded: bool
+) -> None:
+    """The COPY text must round-trip every stored text exactly: quotes, backslashes, COPY's
+    own escapes, control characters, non-ASCII, the empty string (not NULL) and NULL, and
+    thousands of distinct such values in one chunk. The same chunk written through SQLite's
+    INSERTs is the reference."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -303,11 +313,12 @@ def test_copy_stores_awkward_values_exactly_as_given(hub: Hub, pg_hub: Hub, enco
     from hub.ingest.store import Chunk, RecordWriter
     from hub.pseudonymize import PseudonymizedFrame
 
-    n = len(AWKWARD)
-    text = pa.array(AWKWARD, pa.string())
+    n = len(notes)
+    text = pa.array(notes, pa.string())
     column = pc.dictionary_encode(text) if encoded else text
+    keys = [f"{i:064x}" for i in range(n, 0, -1)]  # not in key order
     frame = PseudonymizedFrame(
-        pa.array([f"{i:064x}" for i in range(n, 0, -1)], pa.string()),  # not in key order
+        pa.array(keys, pa.string()),
         {"note": column, "code": pa.array(["A"] * n, pa.string())},
         {"t_fn": pa.array([i if i % 2 else None for i in range(n)], pa.int64())},
     )
@@ -332,5 +343,5 @@ def test_copy_stores_awkward_values_exactly_as_given(hub: Hub, pg_hub: Hub, enco
             s.rollback()
         stored[h.engine.dialect.name] = sorted(tuple(r) for r in rows)
     assert stored["postgresql"] == stored["sqlite"]
-    notes = {key: values["note"] for key, values, *_ in stored["postgresql"]}
-    assert [notes[f"{i:064x}"] for i in range(n, 0, -1)] == AWKWARD
+    kept = {key: values["note"] for key, values, *_ in stored["postgresql"]}
+    assert [kept[k] for k in keys] == notes

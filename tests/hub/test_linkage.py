@@ -617,3 +617,48 @@ def test_no_person_link_outlives_its_record(
         assert run_due_destruction(s, due)[0]["records_destroyed"] == 6
     assert count("SELECT count(*) FROM records") == 0
     assert count("SELECT count(*) FROM person_links") == 0
+
+
+@pytest.mark.postgres
+def test_a_record_deleted_while_a_run_scores_gets_no_link(
+    pg_hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A correction that replaces records after the run read them but before it writes its
+    links (the engine can take minutes) must not leave links to records that are gone."""
+    from sqlalchemy import text
+
+    from factories import load_examples, make_actor, make_police_csv, make_police_row
+    from hub.auth.policies import Role
+    from hub.ingest.service import upload_extract
+
+    hub = pg_hub
+    load_examples(hub)
+    steward = make_actor(hub, "steward-police", Role.steward, "org:police")
+
+    def upload(rows: list[dict[str, str]]) -> None:
+        hub.transact(
+            lambda s: upload_extract(
+                s,
+                hub.keys,
+                steward,
+                agreement_id="dsa-police-victimizations",
+                dataset_id="police_victimizations",
+                content=make_police_csv(rows),
+                today=hub.today(),
+            )
+        )
+
+    upload([make_police_row(i, victim_first_name=f"Name{i}") for i in range(1, 7)])
+    scoring = engine.link
+
+    def link_while_a_correction_lands(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = scoring(*args, **kwargs)
+        # Another connection, committed while the run still holds what it read.
+        upload([make_police_row(1, victim_sex="F"), make_police_row(2, victim_sex="F")])
+        return result
+
+    monkeypatch.setattr(engine, "link", link_while_a_correction_lands)
+    hub.transact(lambda s: run_linkage(s, "test", hub.today()))
+    with hub.session() as s:
+        assert s.execute(text(LINK_ORPHANS)).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(PersonLink)).scalar_one() == 4
