@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         default="5GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="Linkage memory cap"
     )
     linkage_chunk_records: int = Field(
-        default=500_000, ge=1_000, description="Records a side per linkage scoring chunk"
+        default=1_000_000, ge=1_000, description="Records a side per linkage scoring chunk"
     )
 
     @property

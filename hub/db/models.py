@@ -199,7 +199,7 @@ class PersonLink(Base):
     # records it read in the same transaction, and deleted with their record by the code that
     # deletes records (:func:`delete_records`); tests check no link outlives its record.
     record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    person_id: Mapped[str] = mapped_column(String(32))  # no index: nothing looks one up
     run_id: Mapped[int] = mapped_column(Integer)
 
 
