@@ -3,10 +3,13 @@
 PostgreSQL checked both foreign keys of ``person_links`` once per row: 3.9 s of the 5.4 s a
 400,000-link COPY took here (the check locks each referenced ``records`` row, which writes to
 it). The index on ``person_id`` cost 8 of the 11.5 s that inserting 2,000,000 links took, and
-served no query: none looks a person up; releases and link rates read every link. Links are written only by the linkage run, for records it has just read in the same
-transaction; a record's link is deleted with it by the two code paths that delete records
-(corrections in ``hub.ingest.store`` and retention purges), and tests check that no link is
-ever left without its record. ``records`` has no foreign keys for the same reason.
+served no query: none looks a person up; releases and link rates read every link.
+
+Links are written only by the linkage run, under its datasets' shared lock and only for records
+still there; a record's link is deleted with it by :func:`hub.db.records.delete_records`, which
+both paths that delete records use (corrections in ``hub.ingest.store``, retention purges).
+Tests check that no link outlives its record. ``records`` has no foreign keys for the same
+reason.
 
 Revision ID: 0007
 Revises: 0006
