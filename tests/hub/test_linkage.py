@@ -556,31 +556,12 @@ def test_postgres_reads_records_for_linkage_as_sqlite_does(
         assert left.where(left.notna(), None).tolist() == right.where(right.notna(), None).tolist()
 
 
-LINK_ORPHANS = (
-    "SELECT count(*) FROM person_links l LEFT JOIN records r ON r.id = l.record_id "
-    "WHERE r.id IS NULL"
-)
-
-
-@pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
-def test_no_person_link_outlives_its_record(
-    which: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    """person_links has no foreign keys (a per-row check cost PostgreSQL 70% of writing them),
-    so the code that deletes records must delete their links: a correction replacing linked
-    records, then a retention purge of the whole dataset."""
-    from sqlalchemy import text
-
-    from factories import load_examples, make_actor, make_police_csv, make_police_row
-    from hub.agreements.lifecycle import transition
-    from hub.agreements.service import get_version
+def police_uploader(hub: Hub) -> Callable[[list[dict[str, str]]], None]:
+    """Load the example agreements and make a police steward; returns an upload of rows."""
+    from factories import load_examples, make_actor, make_police_csv
     from hub.auth.policies import Role
-    from hub.auth.service import actor_of, ensure_admin
-    from hub.db.models import DestructionOrder
     from hub.ingest.service import upload_extract
-    from hub.retention import run_due_destruction
 
-    hub: Hub = request.getfixturevalue(which)
     load_examples(hub)
     steward = make_actor(hub, "steward-police", Role.steward, "org:police")
 
@@ -596,6 +577,34 @@ def test_no_person_link_outlives_its_record(
                 today=hub.today(),
             )
         )
+
+    return upload
+
+
+LINK_ORPHANS = (
+    "SELECT count(*) FROM person_links l LEFT JOIN records r ON r.id = l.record_id "
+    "WHERE r.id IS NULL"
+)
+
+
+@pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
+def test_no_person_link_outlives_its_record(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """person_links has no foreign keys (a per-row check cost PostgreSQL 70% of writing them),
+    so the code that deletes records must delete their links: a correction replacing linked
+    records, then a retention purge of the whole dataset."""
+    from sqlalchemy import text
+
+    from factories import make_police_row
+    from hub.agreements.lifecycle import transition
+    from hub.agreements.service import get_version
+    from hub.auth.service import actor_of, ensure_admin
+    from hub.db.models import DestructionOrder
+    from hub.retention import run_due_destruction
+
+    hub: Hub = request.getfixturevalue(which)
+    upload = police_uploader(hub)
 
     def count(sql: str) -> int:
         with hub.session() as s:
@@ -627,26 +636,10 @@ def test_a_record_deleted_while_a_run_scores_gets_no_link(
     links (the engine can take minutes) must not leave links to records that are gone."""
     from sqlalchemy import text
 
-    from factories import load_examples, make_actor, make_police_csv, make_police_row
-    from hub.auth.policies import Role
-    from hub.ingest.service import upload_extract
+    from factories import make_police_row
 
     hub = pg_hub
-    load_examples(hub)
-    steward = make_actor(hub, "steward-police", Role.steward, "org:police")
-
-    def upload(rows: list[dict[str, str]]) -> None:
-        hub.transact(
-            lambda s: upload_extract(
-                s,
-                hub.keys,
-                steward,
-                agreement_id="dsa-police-victimizations",
-                dataset_id="police_victimizations",
-                content=make_police_csv(rows),
-                today=hub.today(),
-            )
-        )
+    upload = police_uploader(hub)
 
     upload([make_police_row(i, victim_first_name=f"Name{i}") for i in range(1, 7)])
     scoring = engine.link
