@@ -30,7 +30,11 @@ def run_due_destruction(
             DestructionOrder.status == "scheduled", DestructionOrder.due_on <= today
         )
     ).scalars()
-    for order in list(orders):
+    due = list(orders)
+    # Every dataset of every due order, locked once and in order, before anything is counted:
+    # no upload can then add to or correct them until the purge commits.
+    lock_datasets(session, [d for order in due for d in order.datasets])
+    for order in due:
         versions = select(AgreementVersion.id).where(
             AgreementVersion.agreement_id == order.agreement_id
         )
@@ -41,7 +45,6 @@ def run_due_destruction(
         count = session.execute(
             select(func.count()).select_from(Record).where(*doomed)
         ).scalar_one()
-        lock_datasets(session, order.datasets)
         delete_records(session, *doomed)
         order.status, order.records_destroyed, order.done_at = "done", count, utcnow()
         session.flush()

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from hub import audit
 from hub.agreements.service import spec_of
 from hub.db.models import AgreementVersion, AuditEvent, DatasetRegistration, Record
+from hub.db.records import lock_datasets
 from hub.keys import KeyStore, KeyStoreError, rekey_hex, rekey_int64
 from hub.pseudonymize import LINKAGE_PURPOSE, TOKEN_COLUMNS, record_purpose
 
@@ -124,10 +125,11 @@ def rekey_records(
 
 
 def lock_all_datasets(session: Session) -> None:
-    """Wait for uploads in progress and hold new ones (they lock their dataset's row) until
-    this transaction ends. SQLite serializes every writer anyway."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(DatasetRegistration.id).with_for_update()).all()
+    """Wait for uploads, purges and linkage runs' link writing in progress, and hold new ones
+    (they lock their datasets' rows) until this transaction ends: every dataset, locked in id
+    order as :func:`~hub.db.records.lock_datasets` always locks. SQLite serializes every
+    writer anyway."""
+    lock_datasets(session, session.execute(select(DatasetRegistration.id)).scalars().all())
 
 
 def current_head(session: Session) -> str | None:

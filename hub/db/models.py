@@ -195,9 +195,9 @@ class PersonLink(Base):
 
     __tablename__ = "person_links"
     # No foreign keys, as on ``records`` (migration 0007): PostgreSQL's per-row checks took 3.9
-    # of the 5.4 s a 400,000-link COPY took. Links are written only by the linkage run, for
-    # records it read in the same transaction, and deleted with their record by the code that
-    # deletes records (:func:`delete_records`); tests check no link outlives its record.
+    # of the 5.4 s a 400,000-link COPY took. Links are written only by the linkage run, under
+    # its datasets' shared lock and only for records still there, and deleted with their
+    # record (hub.db.records.delete_records); tests check that no link outlives its record.
     record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     person_id: Mapped[str] = mapped_column(String(32))  # no index: nothing looks one up
     run_id: Mapped[int] = mapped_column(Integer)

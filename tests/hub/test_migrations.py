@@ -21,3 +21,35 @@ def test_models_and_migrations_agree_on_sqlite(hub: Hub) -> None:
 @pytest.mark.postgres
 def test_models_and_migrations_agree_on_postgres(pg_hub: Hub) -> None:
     assert_models_match_migrations(pg_hub)
+
+
+@pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
+def test_migration_0007_goes_down_and_up_again(which: str, request: pytest.FixtureRequest) -> None:
+    """0007 drops person_links' foreign keys and person_id index; its downgrade puts them back
+    (after dropping any link whose record is gone) and the upgrade takes them off again."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from hub.db.migrate import alembic_config, upgrade
+
+    hub: Hub = request.getfixturevalue(which)
+    with hub.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO person_links (record_id, person_id, run_id) VALUES (99, 'p-x', 1)")
+        )
+    with hub.engine.begin() as conn:
+        cfg = alembic_config(hub.engine.url.render_as_string(hide_password=False))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    with hub.engine.connect() as conn:
+        links = inspect(conn)
+        assert {fk["referred_table"] for fk in links.get_foreign_keys("person_links")} == {
+            "records",
+            "linkage_runs",
+        }
+        assert [i["column_names"] for i in links.get_indexes("person_links")] == [["person_id"]]
+        assert conn.execute(text("SELECT count(*) FROM person_links")).scalar_one() == 0
+    upgrade(hub.engine)
+    with hub.engine.connect() as conn:
+        assert inspect(conn).get_foreign_keys("person_links") == []
+    assert_models_match_migrations(hub)
