@@ -316,7 +316,8 @@ def _json_values(frame: PseudonymizedFrame) -> pa.Array:
         return pa.repeat(pa.scalar("{}"), n)
     parts: list[pa.Array | pa.Scalar] = []
     for i, (name, column) in enumerate(frame.values.items()):
-        parts.append(pa.scalar(("{" if i == 0 else ",") + json.dumps(name) + ":"))
+        key = ("{" if i == 0 else ",") + json.dumps(name).replace("\\", "\\\\") + ":"
+        parts.append(pa.scalar(key))
         parts.append(_json_strings(column))
     parts.append(pa.scalar("}"))
     return pc.binary_join_element_wise(*parts, "")

@@ -45,8 +45,6 @@ from hub.linkage.engine import EngineSettings
 from hub.pseudonymize import TOKEN_COLUMNS
 from hub.settings import Settings
 
-WRITE_BATCH = 10_000
-
 
 @dataclass(frozen=True)
 class LinkageSummary:
@@ -179,39 +177,17 @@ def assign_cluster_ids(
         ids[c] = candidate
         taken.add(candidate)
 
-    merges: pd.DataFrame = inherited[~first]
-    splits: pd.DataFrame = held[~held["inherits"]]
-    log: pd.DataFrame = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "rank": merges["rank"],
-                    "kind": 0,
-                    "n": -merges["n"],
-                    "old": merges["old"],
-                    "c": merges["c"],
-                    "count": merges["n"],
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "rank": splits["rank"],
-                    "kind": 1,
-                    "n": 0,
-                    "old": splits["old"],
-                    "c": splits["c"],
-                    "count": splits["n"],
-                }
-            ),
-        ]
-    ).sort_values(["rank", "kind", "n", "old"])
+    # Merges (most records first) then splits, cluster by cluster in key order.
+    merges = inherited[~first].assign(kind=0, within=lambda d: -d["n"])
+    splits = held[~held["inherits"]].assign(kind=1, within=0)
+    log = pd.concat([merges, splits]).sort_values(["rank", "kind", "within", "old"])
     changes = [
-        Change("merge", ids[c], old, int(n)) if kind == 0 else Change("split", old, ids[c], int(n))
+        Change("merge", ids[c], old, n) if kind == 0 else Change("split", old, ids[c], n)
         for kind, old, c, n in zip(
             log["kind"].tolist(),
             log["old"].tolist(),
             log["c"].tolist(),
-            log["count"].tolist(),
+            log["n"].tolist(),
             strict=True,
         )
     ]
@@ -357,8 +333,9 @@ def run_linkage(
     labels, _ = pd.factorize(result.cluster)
     cluster_of[pd.Index(ids).get_indexer(result.record_ids)] = labels
     n_linked = int(labels.max()) + 1 if len(labels) else 0
-    cluster_of[~linkable] = n_linked + np.arange(int((~linkable).sum()))
-    n_clusters = n_linked + int((~linkable).sum())
+    unlinked = int((~linkable).sum())
+    cluster_of[~linkable] = n_linked + np.arange(unlinked)
+    n_clusters = n_linked + unlinked
     keys = (frame["source_dataset"] + "|" + frame["record_key"]).to_numpy(dtype=object)
     previous = frame["person_id"].to_numpy(dtype=object, copy=True)
     previous[pd.isna(previous)] = None
@@ -403,6 +380,9 @@ def run_linkage(
     return summary
 
 
+Links = tuple[npt.NDArray[np.int64], npt.NDArray[np.object_]]
+
+
 def _write_links(
     session: Session,
     run_id: int,
@@ -413,7 +393,8 @@ def _write_links(
     """Insert the links of new records and update those whose person id changed; returns how
     many records already linked changed person id.
 
-    PostgreSQL: new and changed links by ``COPY`` into temporary tables, then one ``INSERT``
+    PostgreSQL: new and changed links by ``COPY`` into temporary tables (:func:`_stage_links`),
+    then one ``INSERT``
     (of the links whose record is still there) and one ``UPDATE``; the caller holds the
     datasets' shared lock (:func:`~hub.db.records.lock_datasets`). SQLite: the driver's
     ``executemany``. Row-by-row statements through SQLAlchemy and psycopg cost 9.8 s per
@@ -430,28 +411,18 @@ def _write_links(
             # Records read at the start of the run may have been deleted since (a correction,
             # a purge); with the datasets locked, none can be deleted until this commits, and
             # links are written only for records still there.
-            cursor.execute(
-                "CREATE TEMPORARY TABLE ovp_new_links (record_id integer, person_id text, "
-                "run_id integer) ON COMMIT DROP"
-            )
-            _copy_links(cursor, "ovp_new_links", fresh_rows, run_id)
+            _stage_links(cursor, "ovp_new_links", fresh_rows, run_id)
             cursor.execute(
                 "INSERT INTO person_links (record_id, person_id, run_id) "
                 "SELECT n.record_id, n.person_id, n.run_id FROM ovp_new_links n "
                 "WHERE EXISTS (SELECT 1 FROM records r WHERE r.id = n.record_id)"
             )
-            cursor.execute("DROP TABLE ovp_new_links")
             if len(moved_rows[0]):
-                cursor.execute(
-                    "CREATE TEMPORARY TABLE ovp_moved_links (record_id integer, person_id text, "
-                    "run_id integer) ON COMMIT DROP"
-                )
-                _copy_links(cursor, "ovp_moved_links", moved_rows, run_id)
+                _stage_links(cursor, "ovp_moved_links", moved_rows, run_id)
                 cursor.execute(
                     "UPDATE person_links SET person_id = m.person_id, run_id = m.run_id "
                     "FROM ovp_moved_links m WHERE person_links.record_id = m.record_id"
                 )
-                cursor.execute("DROP TABLE ovp_moved_links")
         return int(moved.sum())
     cursor = connection.connection.cursor()
     try:
@@ -468,17 +439,20 @@ def _write_links(
     return int(moved.sum())
 
 
-def _copy_links(
-    cursor: Any,
-    target: str,
-    rows: tuple[npt.NDArray[np.int64], npt.NDArray[np.object_]],
-    run_id: int,
-) -> None:
-    """COPY (record id, person id, ``run_id``) rows into ``target``, in slices."""
+COPY_SLICE = 100_000  # links per COPY write
+
+
+def _stage_links(cursor: Any, table: str, rows: Links, run_id: int) -> None:
+    """COPY (record id, person id, ``run_id``) rows into a new temporary ``table``, dropped
+    when the transaction ends."""
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {table} (record_id integer, person_id text, run_id integer) "
+        "ON COMMIT DROP"
+    )
     record_ids, person_ids = rows
-    with cursor.copy(f"COPY {target} FROM STDIN") as copy:
-        for start in range(0, len(record_ids), WRITE_BATCH * 10):
-            end = start + WRITE_BATCH * 10
+    with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+        for start in range(0, len(record_ids), COPY_SLICE):
+            end = start + COPY_SLICE
             copy.write(
                 "".join(
                     f"{r}\t{p}\t{run_id}\n"

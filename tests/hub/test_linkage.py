@@ -556,29 +556,14 @@ def test_postgres_reads_records_for_linkage_as_sqlite_does(
         assert left.where(left.notna(), None).tolist() == right.where(right.notna(), None).tolist()
 
 
-def police_uploader(hub: Hub) -> Callable[[list[dict[str, str]]], None]:
+def police_uploader(hub: Hub) -> Callable[[list[dict[str, str]]], object]:
     """Load the example agreements and make a police steward; returns an upload of rows."""
-    from factories import load_examples, make_actor, make_police_csv
+    from factories import load_examples, make_actor, make_police_csv, upload_as_police_steward
     from hub.auth.policies import Role
-    from hub.ingest.service import upload_extract
 
     load_examples(hub)
-    steward = make_actor(hub, "steward-police", Role.steward, "org:police")
-
-    def upload(rows: list[dict[str, str]]) -> None:
-        hub.transact(
-            lambda s: upload_extract(
-                s,
-                hub.keys,
-                steward,
-                agreement_id="dsa-police-victimizations",
-                dataset_id="police_victimizations",
-                content=make_police_csv(rows),
-                today=hub.today(),
-            )
-        )
-
-    return upload
+    make_actor(hub, "steward-police", Role.steward, "org:police")
+    return lambda rows: upload_as_police_steward(hub, make_police_csv(rows))
 
 
 LINK_ORPHANS = (
