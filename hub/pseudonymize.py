@@ -21,6 +21,9 @@ family      columns: tokens (before hashing)                        catches
 ``lsx``     ``t_lsx`` Soundex of the whole surname                  surname typos
 ``dob``     ``t_dob`` YYYYMMDD; ``t_dob2`` day/month swapped        day/month slips
 ``by``      ``t_by`` birth year                                     day or month typos
+``ay``      ``t_ay``/``t_ay2`` the two birth years an age allows    a birth date left out
+            on its date (``link_as: age``), hashed in the ``by``    where the age is given
+            domain, so they equal a dated record's ``t_by``
 ``md``      ``t_md``/``t_md2`` month and day (and their swap)       birth-year typos
 ``sex``     ``t_sex`` M / F / X
 ``zip3``    ``t_zip3`` first three ZIP digits
@@ -193,10 +196,16 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_stn": "stn",  # the street's words without numbers
     "t_loc": "loc",  # the locality
     "t_hn": "hn",  # the house number, when it is a field of its own
+    "t_ay": "ay",  # the birth year an age allows when the birthday has passed on its date
+    "t_ay2": "ay",  # ... and when it has not (the year before)
 }
 
 #: Columns hashed in another family's domain, so that they can be compared across families.
-HASH_DOMAIN: dict[str, str] = {"t_sw": "ln"}
+HASH_DOMAIN: dict[str, str] = {"t_sw": "ln", "t_ay": "by", "t_ay2": "by"}
+
+#: How :class:`Pseudonymizer` joins an age and the date it was taken on into the one value
+#: :func:`linkage_columns` reads for ``LinkRole.age``.
+AGE_AT = "@"
 
 
 def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
@@ -270,7 +279,25 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
     if role == LinkRole.locality:
         words = _plain(value).split()
         return {"t_loc": "".join(words)} if words else {}
+    if role == LinkRole.age:
+        return age_birth_years(value)
     return {}
+
+
+def age_birth_years(value: str) -> dict[str, str]:
+    """``AGE@DATE`` (see :data:`AGE_AT`): the two birth years a whole age on that date allows,
+    ``t_ay`` when the birthday had passed and ``t_ay2`` when it had not. Nothing for an age
+    that is not a whole number from 0 to 130 or a date that does not parse."""
+    age_text, _, day_text = value.partition(AGE_AT)
+    try:
+        age = float(age_text.strip())
+    except ValueError:
+        return {}
+    day = parse_date(day_text)
+    if day is None or not age.is_integer() or not 0 <= age <= 130:
+        return {}
+    year = day.year - int(age)
+    return {"t_ay": str(year), "t_ay2": str(year - 1)}
 
 
 def _plain(value: str) -> str:
@@ -363,6 +390,19 @@ def _dictionary(results: list[str | None], codes: npt.NDArray[np.intp]) -> pa.Di
     return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
+def _linked_values(df: pd.DataFrame, f: DatasetField) -> pd.Series | None:
+    """The column :func:`linkage_columns` reads for ``f``: its own, or for an age, the age and
+    its ``age_at`` date joined by :data:`AGE_AT` (empty when either is)."""
+    column = df.get(f.name, None)
+    if f.link_as != LinkRole.age or column is None:
+        return column
+    day = df.get(f.age_at, None) if f.age_at else None
+    if day is None:
+        return None
+    joined = column.astype(object).str.cat(day.astype(object), sep=AGE_AT)
+    return joined.where(column.notna() & day.notna() & (column.str.strip() != ""), None)
+
+
 class Pseudonymizer:
     """Turns validated raw chunks of one dataset into stored values and linkage tokens.
 
@@ -381,7 +421,7 @@ class Pseudonymizer:
         self.record_hasher = Hasher(keys, record_purpose(dataset.id))
         self.link_hasher = Hasher(keys, LINKAGE_PURPOSE)
         self.stored = [f for f in dataset.fields if f.transform.keeps_value]
-        self.linked = [(f.name, f.link_as) for f in dataset.fields if f.link_as is not None]
+        self.linked = [(f, f.link_as) for f in dataset.fields if f.link_as is not None]
         self._tokens: dict[str, int] = {}
 
     def record_key(self, raw_key: str | None) -> str:
@@ -418,9 +458,9 @@ class Pseudonymizer:
             out = [transform_value(f, u, self.record_hasher) for u in uniques]
             values[f.name] = _dictionary(out, codes)
         tokens: dict[str, pa.Array] = {}
-        for name, role in self.linked:
+        for f, role in self.linked:
             assert role is not None
-            codes, uniques = _codes(df.get(name, None), n)
+            codes, uniques = _codes(_linked_values(df, f), n)
             if linkable is not None and not linkable.all():
                 # An unlinkable row gets a null token, and a value only such rows hold is never
                 # normalized or hashed at all.

@@ -25,6 +25,7 @@ from contracts.model import (
     DatasetField,
     FieldClass,
     FieldType,
+    LinkRole,
     PartyRole,
     RegimeFlag,
     RowHandling,
@@ -117,6 +118,7 @@ def check_datasets(s: Subject) -> Iterator[Finding]:
             yield f"{at}.record_key", f"record key {ds.record_key} is not one of the fields"
         for j, f in enumerate(ds.fields):
             yield from check_field(f, f"{at}.fields[{j}]")
+            yield from check_age_at(ds, f, f"{at}.fields[{j}]")
         for j, r in enumerate(ds.row_rules):
             rat = f"{at}.row_rules[{j}]"
             yield from check_condition(s, ds, names, r.when, f"{rat}.when")
@@ -203,6 +205,34 @@ def check_dataset_checks(s: Subject) -> Iterator[Finding]:
             if key in seen:
                 yield at, f"{c.check.value} on {', '.join(c.fields)} is declared twice; remove one"
             seen.add(key)
+
+
+def check_age_at(ds: Dataset, f: DatasetField, at: str) -> Iterator[Finding]:
+    """An age links only with the date it was taken on: ``link_as: age`` needs ``age_at``
+    naming a date field of the dataset, and ``age_at`` means nothing without it."""
+    if f.link_as != LinkRole.age:
+        if f.age_at is not None:
+            yield (
+                f"{at}.age_at",
+                f"age_at is for link_as: age, but {f.name} is not linked as an age",
+            )
+        return
+    if f.type != FieldType.integer:
+        yield f"{at}.type", f"{f.name} is linked as an age, so it must be an integer field"
+    if f.age_at is None:
+        yield (
+            f"{at}.age_at",
+            f"{f.name} is linked as an age; name the date it was taken on with age_at",
+        )
+        return
+    day = ds.field(f.age_at)
+    if day is None:
+        yield f"{at}.age_at", f"{f.age_at} is not a field of dataset {ds.id}; name its date field"
+    elif day.type not in (FieldType.date, FieldType.datetime):
+        yield (
+            f"{at}.age_at",
+            f"age_at names {f.age_at}, a {day.type.value} field; name a date or datetime field",
+        )
 
 
 def check_field(f: DatasetField, at: str) -> Iterator[Finding]:

@@ -147,6 +147,11 @@ class DatasetField(Strict):
     link_as: LinkRole | None = Field(
         default=None, description="What the field means to linkage (for linkage tokens and sex)."
     )
+    age_at: Name | None = Field(
+        default=None,
+        description="For link_as: age, the date field the age was taken on (the event's date); "
+        "linkage compares the birth years the age allows.",
+    )
     description: str | None = Field(default=None, description="What the field records.")
 
     @field_validator("pattern")

@@ -227,6 +227,7 @@ class LinkRole(StrEnum):
     street = "street"  # the address line: house number and street
     house_number = "house_number"  # the house number when it is a field of its own
     locality = "locality"  # city, town or suburb
+    age = "age"  # age in whole years on the date in the field's ``age_at``
 
 
 class TimeUnit(StrEnum):

@@ -16,7 +16,7 @@ hold the text of the version that was signed.
 
 from __future__ import annotations
 
-from contracts.model import Aggregate, Agreement, Dataset, Party
+from contracts.model import Aggregate, Agreement, Dataset, LinkRole, Party
 from contracts.readable import aggregate_words as aw
 from contracts.readable import words as w
 from contracts.readable.document import (
@@ -257,6 +257,23 @@ def _data(agreement: Agreement) -> Section:
     return section
 
 
+def _linked_fields(agreement: Agreement) -> list[str]:
+    """Per dataset, the fields linkage compares (as keyed tokens), and what an age is read as."""
+    out = []
+    for d in agreement.datasets:
+        named = []
+        for f in d.fields:
+            if f.link_as == LinkRole.age and f.age_at:
+                named.append(f"{f.name} (as the birth years it allows on {f.age_at})")
+            elif f.link_as is not None:
+                named.append(f.name)
+        if named:
+            out.append(
+                f"Linkage compares keyed tokens of these fields of {d.id}: {w.join_and(named)}."
+            )
+    return out
+
+
 def _linkage(agreement: Agreement) -> Section:
     link = agreement.linkage
     blocks: list[Block] = []
@@ -271,6 +288,8 @@ def _linkage(agreement: Agreement) -> Section:
         )
     else:
         blocks.append(Paragraph("Linkage is allowed, but no dataset to link with is named."))
+    if link.permitted:
+        blocks.extend(Paragraph(text) for text in _linked_fields(agreement))
     if link.prohibited_with:
         lead = "They are never linked with" if link.permitted else "In particular, never with"
         blocks.append(Paragraph(f"{lead}: {w.join_and(link.prohibited_with)}."))

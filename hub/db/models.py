@@ -175,6 +175,8 @@ class Record(Base):
     t_stn: Mapped[int | None] = mapped_column(BigInteger)
     t_loc: Mapped[int | None] = mapped_column(BigInteger)
     t_hn: Mapped[int | None] = mapped_column(BigInteger)
+    t_ay: Mapped[int | None] = mapped_column(BigInteger)
+    t_ay2: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LinkageRun(Base):

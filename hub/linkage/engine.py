@@ -12,16 +12,21 @@ first name     same first word (term-frequency adjusted) / first name and surnam
                same nickname group or compound name / same Soundex / same initial / else
 surname        same surname (term-frequency adjusted) / a word of a compound surname in common /
                same Soundex / else
-birth date     same / day and month swapped / same month and day (a year typo) / same year / else
+birth date     same / day and month swapped / same month and day (a year typo) / same year /
+               with one side's birth date missing, its age: birth year fits the age / does not
+               fit / else (null: either side has neither a birth date nor an age)
 middle name    same / else
 sex            same / else
-ZIP3           same / else
+ZIP            same ZIP / same ZIP3 / else (ZIP3 alone when no record has a whole ZIP)
+person id,     same / else; street: same address line / same street, other number / else
+street, ...
 =============  ==================================================================================
 
 Tokens of one family share a hashing domain (``t_fn`` and ``t_fn2`` are both "fn"), so a token
 in one column of a family may be compared with another column of the same family; ``t_sw``, the
-first name hashed as a surname, is compared with ``t_ln`` to catch swapped names. A comparison
-whose key column no record has is left out.
+first name hashed as a surname, is compared with ``t_ln`` to catch swapped names, and the birth
+years an age allows (``t_ay``/``t_ay2``) are hashed as birth years, compared with ``t_by``. A
+comparison whose key column no record has is left out.
 
 The model is the Fellegi-Sunter model Splink fits: ``u`` by random sampling (pairs capped by
 :attr:`EngineSettings.u_max_pairs`; see below), ``m`` by expectation maximisation (see
@@ -110,6 +115,17 @@ M_PRIORS: dict[str, list[float]] = {
     "house_number": [0.85, 0.15],
 }
 
+#: A record has no birth year at all: neither a birth date nor an age (``link_as: age``).
+NO_BIRTH_YEAR = (
+    '(("t_by_l" IS NULL AND "t_ay_l" IS NULL) OR ("t_by_r" IS NULL AND "t_ay_r" IS NULL))'
+)
+#: Some record of the pair has no birth date (so, past the null level, only an age).
+UNDATED = '("t_dob_l" IS NULL OR "t_dob_r" IS NULL)'
+#: Prior ``m`` of "birth year fits the age" and "does not fit" (the others scaled down to make
+#: room): about 5% of matched pairs have a birth date on one side only (the synthetic
+#: population's agencies leave out 2.5-20%), and the age is nearly always right.
+AGE_PRIORS = [0.05, 0.003]
+
 #: Each record's first name equals the other's surname and the other way round (``t_sw`` is the
 #: first name keyed as a surname), and its prior ``m``.
 SWAPPED_NAMES = '("t_sw_l" = "t_ln_r" AND "t_ln_l" = "t_sw_r")'
@@ -184,9 +200,10 @@ def _estimate_match_share(training: Any) -> None:
         training.estimate_probability_two_random_records_match(rules, recall=1.0)
 
 
-def _any_equal(family: str) -> str:
-    """SQL: some column of ``family`` on the left equals some column of it on the right."""
-    cols = _FAMILY_COLUMNS[family]
+def _any_equal(*families: str) -> str:
+    """SQL: some column of ``families`` on the left equals some column of them on the right
+    (families hashed in one domain, see :data:`hub.pseudonymize.HASH_DOMAIN`)."""
+    cols = [c for family in families for c in _FAMILY_COLUMNS[family]]
     return "(" + " OR ".join(f'"{a}_l" = "{b}_r"' for a in cols for b in cols) + ")"
 
 
@@ -201,6 +218,11 @@ def _comparisons(present: Collection[str]) -> list[Any]:
 
     def custom(name: str, levels: list[Any]) -> Any:
         priors = list(M_PRIORS[name])
+        null: Any = cll.NullLevel(COMPARISON_COLUMNS[name])
+        if name == "birth_date" and "t_ay" in present:
+            # Levels for a pair where one record has only an age, before "else".
+            priors = [p / (1 + sum(AGE_PRIORS)) for p in (*priors[:-1], *AGE_PRIORS, priors[-1])]
+            null = level(NO_BIRTH_YEAR, "no birth date or age").configure(is_null_level=True)
         if "t_sw" in present and name == "first_name":
             # Second best: the names-swapped level, its prior taken from "else". It carries the
             # evidence of both names (its u is about u(first name) x u(surname)), so it is not
@@ -213,7 +235,7 @@ def _comparisons(present: Collection[str]) -> list[Any]:
             priors = [priors[0], SWAPPED_PRIOR, *priors[1:-1], priors[-1] - SWAPPED_PRIOR]
         return cl.CustomComparison(
             output_column_name=name,
-            comparison_levels=[cll.NullLevel(COMPARISON_COLUMNS[name]), *levels, cll.ElseLevel()],
+            comparison_levels=[null, *levels, cll.ElseLevel()],
             comparison_description=name,
         ).configure(m_probabilities=priors)
 
@@ -244,6 +266,14 @@ def _comparisons(present: Collection[str]) -> list[Any]:
                 ),
                 level('"t_md_l" = "t_md_r"', "same month and day"),
                 level('"t_by_l" = "t_by_r"', "same year"),
+                *(
+                    [
+                        level(f"{UNDATED} AND {_any_equal('by', 'ay')}", "birth year fits the age"),
+                        level(UNDATED, "birth year does not fit the age"),
+                    ]
+                    if "t_ay" in present
+                    else []
+                ),
             ],
         ),
     }
@@ -263,7 +293,11 @@ def _comparisons(present: Collection[str]) -> list[Any]:
     for name in ("middle_name", "sex", "person_identifier", "locality", "house_number"):
         column = COMPARISON_COLUMNS[name]
         built[name] = partial(custom, name, [cll.ExactMatchLevel(column)])
-    return [make() for name, make in built.items() if COMPARISON_COLUMNS[name] in present]
+    return [
+        make()
+        for name, make in built.items()
+        if COMPARISON_COLUMNS[name] in present or (name == "birth_date" and "t_ay" in present)
+    ]
 
 
 #: SQL: the pair's datasets are one, or a pair both agreements permit. ``k_bit`` is a bit for

@@ -169,6 +169,16 @@ def test_recipients_retention_and_linkage_are_in_words() -> None:
     assert "the data is returned to its provider, then destroyed" in text
 
 
+def test_the_fields_linkage_compares_are_named_and_an_age_says_its_date() -> None:
+    text = render_markdown(make_example("police"))
+    assert (
+        "Linkage compares keyed tokens of these fields of police_victimizations: "
+        "victim_first_name, victim_last_name, victim_dob, victim_age (as the birth years it "
+        "allows on incident_datetime), victim_sex and victim_home_zip." in text
+    )
+    assert "Linkage compares" not in render_markdown(make_example("victim_services"))
+
+
 def test_iso_durations_read_as_words() -> None:
     assert w.duration("P3Y") == "3 years"
     assert w.duration("P1Y") == "1 year"

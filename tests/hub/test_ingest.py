@@ -123,8 +123,9 @@ def test_a_correction_that_changes_only_raw_detail_lost_in_transforms_is_unchang
     police_hub: Hub,
 ) -> None:
     upload(police_hub, make_police_csv([make_police_row(i) for i in range(1, 3)]))
-    # A different narrative and exact age inside the same age band store the same values.
-    fixed = [make_police_row(2, narrative="revised text", victim_age="27")]
+    # A different narrative and another time on the same day store the same values. (Not an
+    # exact age inside the same age band: the age is linked, as the birth years it allows.)
+    fixed = [make_police_row(2, narrative="revised text", incident_datetime="2026-03-14T23:40:00")]
     receipt = upload(police_hub, make_police_csv(fixed))
     assert (receipt.rows_added, receipt.rows_replaced, receipt.rows_unchanged) == (0, 0, 1)
 

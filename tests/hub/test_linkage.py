@@ -133,6 +133,38 @@ def test_a_shared_person_identifier_and_address_link_records_under_other_names()
     assert not same_person(engine.link(control, {frozenset("ab")}), 1, 401)
 
 
+def test_an_age_tells_namesakes_apart_where_the_birth_date_is_missing() -> None:
+    """At agency b, 15 people (5%) have no birth date, only an age (``t_ay``/``t_ay2``: the two
+    birth years it allows). Person 10 has a namesake at a born twenty years earlier. With the
+    age, b's record joins the right one; without it (the control), it matches both on name
+    alone and joins neither."""
+    people = token_people(400, seed=11)
+    twin = dict(people[10])
+    year = int(twin["t_by"] or 0) - 20
+    twin.update(t_by=year, t_dob=year * 10_000 + 615, t_dob2=None, t_md=7615)
+    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in [*people, twin]]
+    for i, p in enumerate(people[:300]):
+        q = dict(p)
+        if 10 <= i < 25:
+            q.update(t_dob=None, t_dob2=None, t_by=None, t_md=None, t_md2=None)
+            q.update(t_ay=p["t_by"], t_ay2=int(p["t_by"] or 0) - 1)
+        rows.append(("b", q))
+    frame = token_frame(rows)
+    result = engine.link(frame, {frozenset("ab")})
+    levels = result.model["comparisons"][2]["comparison_levels"]
+    assert [lv.get("label_for_charts") for lv in levels][5:7] == [
+        "birth year fits the age",
+        "birth year does not fit the age",
+    ]
+    b_id = 402 + 10  # 401 records at a, then b's in order
+    assert same_person(result, 11, b_id) and not same_person(result, 401, b_id)
+    assert sum(same_person(result, i + 1, 402 + i) for i in range(10, 25)) >= 14
+    control = frame.copy()
+    control[["t_ay", "t_ay2"]] = pd.NA
+    without = engine.link(control, {frozenset("ab")})
+    assert not same_person(without, 11, b_id) and not same_person(without, 401, b_id)
+
+
 def test_datasets_not_permitted_together_are_never_linked(two_agencies: pd.DataFrame) -> None:
     result = engine.link(two_agencies, permitted=set())
     assert not any(same_person(result, i + 1, 401 + i) for i in range(300))

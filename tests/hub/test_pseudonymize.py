@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import pandas as pd
+
 from contracts.loader import load_agreement
 from contracts.model import LinkRole
 from factories import POLICE, make_police_row
 from hub.keys import InMemoryKeyStore
 from hub.pseudonymize import (
     Pseudonymizer,
+    age_birth_years,
     linkage_families,
     normalize_name,
     parse_date,
@@ -53,6 +56,29 @@ def test_birth_dates_in_agency_formats_parse_and_swap() -> None:
     assert fam["dob"] == {"19990305", "19990503"}
     assert fam["by"] == {"1999"}
     assert linkage_families(LinkRole.birth_date, "1999-03-25")["dob"] == {"19990325"}
+
+
+def test_an_age_on_its_date_gives_the_two_birth_years_it_allows() -> None:
+    """26 on 14 March 2026: born in 2000 if the birthday had passed, else in 1999."""
+    assert age_birth_years("26@2026-03-14T22:15:00") == {"t_ay": "2000", "t_ay2": "1999"}
+    assert age_birth_years("26.0@03/14/2026") == {"t_ay": "2000", "t_ay2": "1999"}
+    for value in ("26.5@2026-03-14", "26@", "@2026-03-14", "old@2026-03-14", "-1@2026-03-14"):
+        assert age_birth_years(value) == {}, value
+
+
+def test_a_record_with_only_an_age_meets_a_dated_record_on_the_birth_year() -> None:
+    """The age's years are hashed as birth years, so they equal a dated record's ``t_by``; a
+    wrong age does not. A record without its age's date (or without an age) gets none."""
+    p = make_pseudonymizer()
+    dated = families_of(p, make_police_row(1, victim_dob="1999-04-17", victim_age="26"))
+    undated = families_of(p, make_police_row(2, victim_dob="", victim_age="26"))
+    older = families_of(p, make_police_row(3, victim_dob="", victim_age="31"))
+    assert dated["by"] <= undated["ay"] and len(undated["ay"]) == 2
+    assert not dated["by"] & older["ay"]
+    assert "by" not in undated and "ay" not in families_of(p, make_police_row(4, victim_age=""))
+    assert "ay" not in families_of(p, make_police_row(5, incident_datetime=""))
+    rows = [make_police_row(6), make_police_row(7, incident_datetime=None)]  # type: ignore[arg-type]
+    assert p.frame(pd.DataFrame(rows)).tokens["t_ay"].null_count == 1
 
 
 def test_same_person_at_two_agencies_shares_tokens_despite_nickname_and_case() -> None:
