@@ -440,6 +440,9 @@ def diagnose(
             "not_blocked": int((missed & ~blocked).sum()),
             "blocked_but_not_linked": int((missed & blocked).sum()),
             **_family_profile(tokens, ta[missed], tb[missed]),
+            "not_blocked_profile": _family_profile(
+                tokens, ta[missed & ~blocked], tb[missed & ~blocked]
+            ),
         },
     }
 

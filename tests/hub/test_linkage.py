@@ -165,6 +165,60 @@ def test_an_age_tells_namesakes_apart_where_the_birth_date_is_missing() -> None:
     assert not same_person(without, 11, b_id) and not same_person(without, 401, b_id)
 
 
+def test_one_name_in_the_others_place_still_links() -> None:
+    """Person 5 is written at b with the surname as first name and a mistyped first name as
+    surname: only one name agrees, crosswise (the pair is blocked on birth date and ZIP3). The
+    control, without the crosswise token, stays apart."""
+    people = token_people(400, seed=13)
+    people[5]["t_zip3"] = 606
+    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in people]
+    for i, p in enumerate(people[:300]):
+        q = dict(p)
+        if i == 5:
+            q.update(t_fn=90_000 + int(p["t_ln"] or 0), t_fi=None, t_fsx=None, t_lsx=None)
+            q.update(t_sw=p["t_ln"], t_ln=99_300)  # the surname as first name; a typo
+        rows.append(("b", q))
+    frame = token_frame(rows)
+    assert same_person(engine.link(frame, {frozenset("ab")}), 6, 406)
+    frame.loc[frame["unique_id"] == 406, "t_sw"] = pd.NA
+    assert not same_person(engine.link(frame, {frozenset("ab")}), 6, 406)
+
+
+def test_a_level_random_sampling_never_saw_gets_a_u_of_its_own() -> None:
+    """Unseen, Splink would give the level a default ``u`` by position (about 0.001): the
+    names-swapped level gets u(same first name) x u(same surname), any other one in the
+    pairs sampled; levels seen keep theirs."""
+
+    def lv(label: str, u: float | None = None, sql: str = "x") -> dict[str, object]:
+        out: dict[str, object] = {"label_for_charts": label, "sql_condition": sql}
+        return out if u is None else {**out, "u_probability": u}
+
+    null = {"is_null_level": True, "sql_condition": "null"}
+    model = {
+        "comparisons": [
+            {
+                "output_column_name": "first_name",
+                "comparison_levels": [
+                    null,
+                    lv("exact", 0.004),
+                    lv("swapped", sql=engine.SWAPPED_NAMES),
+                    lv("else", 0.9),
+                ],
+            },
+            {
+                "output_column_name": "surname",
+                "comparison_levels": [null, lv("exact", 0.0005), lv("soundex"), lv("else", 0.99)],
+            },
+        ]
+    }
+    out = engine._u_for_unseen(model, 1e7)
+    first, surname = (c["comparison_levels"] for c in out["comparisons"])
+    assert first[2]["u_probability"] == pytest.approx(0.004 * 0.0005)
+    assert surname[2]["u_probability"] == pytest.approx(1e-7)
+    assert [first[1]["u_probability"], surname[3]["u_probability"]] == [0.004, 0.99]
+    assert "u_probability" not in first[0]
+
+
 def test_datasets_not_permitted_together_are_never_linked(two_agencies: pd.DataFrame) -> None:
     result = engine.link(two_agencies, permitted=set())
     assert not any(same_person(result, i + 1, 401 + i) for i in range(300))
