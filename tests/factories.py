@@ -251,3 +251,51 @@ def upload_as_police_steward(hub: Hub, content: bytes, **options: Any) -> Receip
             **options,
         )
     )
+
+
+def reject_events(hub: Hub) -> list[dict[str, Any]]:
+    """The ``upload.reject`` audit events, oldest first, as their payloads (``actor``,
+    ``subject``, ``details``, ...)."""
+    import json
+
+    from sqlalchemy import select
+
+    from hub.db.models import AuditEvent
+
+    with hub.engine.connect() as conn:
+        payloads = conn.execute(
+            select(AuditEvent.payload)
+            .where(AuditEvent.action == "upload.reject")
+            .order_by(AuditEvent.seq)
+        ).scalars()
+        return [json.loads(p) for p in payloads]
+
+
+def grown(before: dict[str, int], **delta: int) -> dict[str, int]:
+    """Table counts ``before`` with ``delta`` added (``audit_log=1``: one more audit event)."""
+    return {name: count + delta.get(name, 0) for name, count in before.items()}
+
+
+def assert_audit_chain_intact(hub: Hub) -> None:
+    with hub.session() as s:
+        check = audit.verify(s)
+    assert check.ok, check.reason
+
+
+IDENTIFYING_POLICE_FIELDS = (
+    "victimization_id",
+    "case_number",
+    "victim_first_name",
+    "victim_last_name",
+    "victim_dob",
+    "victim_home_address",
+    "narrative",
+)
+
+
+def assert_names_no_value_of(rows: list[dict[str, str]], text: str) -> None:
+    """No identifying value of ``rows`` (ids, names, birth dates, addresses, free text) is in
+    ``text``."""
+    for row in rows:
+        for name in IDENTIFYING_POLICE_FIELDS:
+            assert row[name] not in text, f"{name} of a row is in {text[:200]!r}..."

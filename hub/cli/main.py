@@ -170,28 +170,19 @@ def upload(
         ),
     ] = None,
 ) -> None:
-    """Validate, pseudonymize and store an extract; print the receipt (exit 2 if rejected).
-    The file goes to the service by path, which reads it in chunks."""
-    from hub.ingest.service import upload_extract
+    """Validate, pseudonymize and store an extract; print the receipt (exit 2 if rejected; a
+    refused upload stores nothing and is recorded in the audit log as `upload.reject`). The
+    file goes to the service by path, which reads it in chunks."""
+    from hub.ingest.attempts import UploadAttempt
 
     if not file.is_file():
         fail(f"no such file: {file}")
     show = sys.stderr.isatty() if progress is None else progress
     with acting() as (hub, actor):
         line = ProgressLine() if show else None
+        attempt = UploadAttempt(actor, agreement, dataset, via="cli")
         try:
-            receipt = hub.transact(
-                lambda s: upload_extract(
-                    s,
-                    hub.keys,
-                    actor,
-                    agreement_id=agreement,
-                    dataset_id=dataset,
-                    content=file,
-                    today=hub.today(),
-                    progress=line,
-                )
-            )
+            receipt = attempt.run(hub, file, progress=line)
         except BaseException:
             if line is not None:
                 line.close()

@@ -5,10 +5,11 @@ The extract is read in chunks; each chunk is validated, then pseudonymized and w
 next is read. Everything happens in one savepoint of the caller's transaction: the first failing
 chunk stops the writing (the rest is still validated, so the report is complete), and any
 rejection or error rolls the savepoint back, so a rejected or failed upload leaves no trace in
-any table. The same file uploaded twice
-returns the first receipt; a corrected extract replaces the records whose record key it repeats
-(and records it repeats unchanged under a newer agreement version move to it; see
-:mod:`hub.ingest.store`).
+any table (its audit event, ``upload.reject``, is appended afterwards in a transaction of its
+own by :mod:`hub.ingest.attempts`, through which every way in runs an upload). The same file
+uploaded twice returns the first receipt; a corrected extract replaces the records whose record
+key it repeats (and records it repeats unchanged under a newer agreement version move to it;
+see :mod:`hub.ingest.store`).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def upload_extract(
     progress: Callable[[int], None] | None = None,
     chunk_rows: int = CHUNK_ROWS,
     max_bytes: int | None = None,
+    seen: Callable[[str, int], None] | None = None,
 ) -> Receipt:
     """Validate, pseudonymize and store one extract, chunk by chunk, in the caller's
     transaction. Raises :class:`UploadRejected` (with the validation report, which never
@@ -122,10 +124,14 @@ def upload_extract(
 
     ``content`` is the file's bytes, a path, or a readable binary file; it is read in chunks
     of ``chunk_rows`` rows, and ``progress(rows_done)`` is called after each. The writes run
-    in a savepoint, so a rejected upload leaves nothing even if the caller then commits."""
+    in a savepoint, so a rejected upload leaves nothing even if the caller then commits.
+    ``seen(sha256, size)`` is called once the file has been scanned, before any row is read
+    (:class:`~hub.ingest.attempts.UploadAttempt` records them in a rejection's audit event)."""
     today = today or dt.date.today()
     gov, dataset = upload_gate(session, actor, agreement_id, dataset_id, today)
     extract = open_extract(content, dataset=dataset_id, max_bytes=max_bytes)
+    if seen is not None:
+        seen(extract.sha256, extract.size)
     lock_datasets(session, [dataset_id])  # after the scan: the lock is held only to store
     check_key_current(session, keys)
     sha = extract.sha256

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
 from contracts.loader import example_agreement_paths
-from factories import make_police_csv, make_police_row
+from factories import assert_names_no_value_of, make_police_csv, make_police_row
 from hub import context
 from hub.cli.main import app
 
@@ -179,6 +179,33 @@ def test_a_rejected_file_exits_2_with_the_report_on_stderr(
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM records")).scalar_one() == 0
     engine.dispose()
+
+
+def test_a_rejected_file_appends_one_upload_reject_event_naming_no_value(
+    ready: Run, tmp_path: Path, env: Path
+) -> None:
+    rows = [
+        make_police_row(i, victim_first_name=f"Zebulon{i}", victim_dob=f"1987-0{i}-1{i}")
+        for i in range(1, 5)
+    ]
+    rows[1]["victim_sex"] = "Q"
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(make_police_csv(rows))
+    ready("--as", "steward-police", "upload", str(bad), *POLICE, code=2)
+    engine = db(env)
+    with engine.connect() as conn:
+        payloads = conn.execute(
+            text("SELECT payload FROM audit_log WHERE action = 'upload.reject'")
+        ).scalars()
+        (event,) = [json.loads(p) for p in payloads]
+        assert conn.execute(text("SELECT count(*) FROM uploads")).scalar_one() == 0
+    engine.dispose()
+    details = event["details"]
+    assert event["actor"].startswith("steward-police") and details["via"] == "cli"
+    assert details["error"] == "upload_rejected" and details["failed_rules"] == 1
+    assert details["file_bytes"] == bad.stat().st_size
+    assert_names_no_value_of(rows, json.dumps(event))
+    assert json.loads(ready("audit", "verify").stdout)["ok"] is True
 
 
 def test_upload_progress_shows_rows_and_rows_per_second_on_stderr(

@@ -1,22 +1,28 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 from sqlalchemy import func, inspect, select, text
 
 from factories import (
+    assert_audit_chain_intact,
+    assert_names_no_value_of,
+    grown,
     load_agreement,
     load_examples,
     make_actor,
     make_agreement,
     make_police_csv,
     make_police_row,
+    reject_events,
 )
 from hub.auth.policies import Role
 from hub.context import Hub
 from hub.db.models import Record, Upload
 from hub.errors import AgreementRefused, NotAllowed, UploadRejected
+from hub.ingest.attempts import UploadAttempt
 from hub.ingest.formats import ExtractUnreadable
 from hub.ingest.service import upload_extract
 
@@ -31,21 +37,20 @@ def table_counts(hub: Hub) -> dict[str, int]:
 
 
 def upload(hub: Hub, content: bytes, actor_name: str = "steward-police", **kw: object):
+    """Upload as the CLI and the API do (:class:`UploadAttempt`: a refusal is audited)."""
     with hub.session() as s:
         from hub.auth.service import actor_of, get_user
 
         actor = actor_of(get_user(s, actor_name))
-    return hub.transact(
-        lambda s: upload_extract(
-            s,
-            hub.keys,
-            actor,
-            agreement_id=kw.get("agreement", AGREEMENT),  # type: ignore[arg-type]
-            dataset_id=kw.get("dataset", DATASET),
-            content=content,  # type: ignore[arg-type]
-            today=kw.get("today", hub.today()),  # type: ignore[arg-type]
-        )
+    if "today" in kw:
+        hub = dataclasses.replace(hub, today=lambda: kw["today"])  # type: ignore[arg-type,return-value]
+    attempt = UploadAttempt(
+        actor,
+        kw.get("agreement", AGREEMENT),  # type: ignore[arg-type]
+        kw.get("dataset", DATASET),  # type: ignore[arg-type]
+        via="cli",
     )
+    return attempt.run(hub, content)
 
 
 @pytest.fixture
@@ -75,7 +80,7 @@ def test_a_rejected_upload_changes_no_table_and_names_rule_column_and_rows(polic
     rows[3]["victim_dob"] = "1999-02-31"  # not a date
     with pytest.raises(UploadRejected) as info:
         upload(police_hub, make_police_csv(rows))
-    assert table_counts(police_hub) == before
+    assert table_counts(police_hub) == grown(before, audit_log=1)  # the upload.reject event
     findings = info.value.extra["report"]["findings"]
     columns = {f["column"] for f in findings}
     assert {"victim_sex", "victim_dob"} <= columns
@@ -90,7 +95,9 @@ def test_an_unreadable_file_is_refused_with_where(police_hub: Hub) -> None:
         upload(police_hub, make_police_csv([make_police_row(1)]) + b"a,b\n")
     with pytest.raises(ExtractUnreadable, match="empty"):
         upload(police_hub, b"")
-    assert table_counts(police_hub) == before
+    assert table_counts(police_hub) == grown(before, audit_log=2)
+    errors = [e["details"]["error"] for e in reject_events(police_hub)]
+    assert errors == ["extract_unreadable", "extract_unreadable"]
 
 
 def test_the_same_file_twice_returns_the_same_receipt_and_no_new_rows(police_hub: Hub) -> None:
@@ -197,7 +204,9 @@ def test_an_undeclared_column_is_refused_unless_the_agreement_says_drop(police_h
     findings = info.value.extra["report"]["findings"]
     assert any(f["rule"] == "unknown_column" and f["column"] == "ssn" for f in findings)
     assert "123-45-6789" not in str(info.value.extra)
-    assert table_counts(police_hub) == before
+    assert table_counts(police_hub) == grown(before, audit_log=1)
+    (event,) = reject_events(police_hub)
+    assert "ssn" not in str(event) and "123-45-6789" not in str(event)
 
 
 def test_an_undeclared_column_is_dropped_unread_when_the_agreement_says_drop(hub: Hub) -> None:
@@ -273,3 +282,45 @@ def test_a_rejection_leaves_nothing_even_when_the_caller_commits(police_hub: Hub
             )
         s.commit()
     assert table_counts(police_hub) == before
+
+
+def test_every_refusal_appends_one_upload_reject_event_naming_no_value(police_hub: Hub) -> None:
+    import json
+
+    from hub.errors import HubError
+
+    rows = [
+        make_police_row(i, victim_first_name=f"Zebulon{i}", victim_last_name=f"Quackenbush{i}")
+        for i in range(1, 5)
+    ]
+    rows[1]["victim_dob"] = "1999-02-31"
+    content = make_police_csv(rows)
+    before = table_counts(police_hub)
+    refusals: list[tuple[type[HubError], dict[str, object]]] = [
+        (UploadRejected, {}),
+        (NotAllowed, {"actor_name": "steward-hospital"}),
+        (AgreementRefused, {"today": dt.date(2027, 7, 1)}),
+        (AgreementRefused, {"agreement": "dsa-someone-else"}),
+    ]
+    for error, options in refusals:
+        with pytest.raises(error):
+            upload(police_hub, content, **options)  # type: ignore[arg-type]
+    assert table_counts(police_hub) == grown(before, audit_log=len(refusals))
+    events = reject_events(police_hub)
+    assert [e["details"]["error"] for e in events] == [
+        "upload_rejected",
+        "not_allowed",
+        "agreement_refused",
+        "agreement_refused",
+    ]
+    assert [e["details"]["via"] for e in events] == ["cli"] * 4
+    rejected = events[0]["details"]
+    assert rejected["failed_rules"] == 1 and rejected["rules"] == [
+        {"rule": "type:date", "column": "victim_dob", "failing_rows": 1}
+    ]
+    assert rejected["file_bytes"] == len(content) and len(rejected["file_sha256"]) == 64
+    assert events[1]["details"]["file_sha256"] is None  # refused before the file was read
+    text = json.dumps(events)
+    assert_names_no_value_of(rows, text)
+    assert "1999-02-31" not in text
+    assert_audit_chain_intact(police_hub)
