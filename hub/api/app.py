@@ -4,10 +4,12 @@ its own transaction, and answer only after that transaction has committed.
 ``create_app(hub)`` serves a hub the caller built (tests, embedding); ``create_app()`` builds one
 from ``HUB_*`` settings and disposes of its database engine when the server shuts down.
 
-Each app has its own pool of upload jobs (:class:`~hub.ingest.jobs.UploadJobs`) and of linkage
-jobs (:class:`~hub.linkage.jobs.LinkageJobs`), both kept in this process's memory, and spools
-streamed uploads, encrypted, in ``spool_dir`` (default: the system temporary directory). At
-shutdown queued jobs are dropped and running ones finish.
+Each app has its own pool of upload jobs (:class:`~hub.ingest.jobs.UploadJobs`, whose state is
+in the database: every server process sees every upload job, and at start-up the jobs a stopped
+server left queued or running are marked failed) and of linkage jobs
+(:class:`~hub.linkage.jobs.LinkageJobs`, kept in this process's memory), and spools streamed
+uploads, encrypted, in ``spool_dir`` (default: the system temporary directory). At shutdown
+queued jobs are dropped and running ones finish.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from hub.api import agreements, routes, uploads
 from hub.api.errors import install_error_handlers
@@ -34,6 +37,7 @@ def create_app(hub: Hub | None = None, *, spool_dir: Path | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(jobs.recover)  # upload jobs a stopped server left behind
         yield
         jobs.shutdown(wait=True)
         linkage_jobs.shutdown(wait=True)

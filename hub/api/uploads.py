@@ -9,24 +9,28 @@ Two ways in, the same pipeline:
   ``?async=true``) gets 202 and an upload job to poll at ``/uploads/jobs/{job_id}``.
 
 Both refuse a file over ``HUB_MAX_UPLOAD_BYTES`` with 413 as soon as it passes the limit.
+Every refused upload, whenever it is refused (before the body is read, while it is read, or by
+validation, here or in a job), stores nothing and appends one ``upload.reject`` audit event
+(:mod:`hub.ingest.attempts`).
 Receipts, reports and jobs are visible to the uploading agency's stewards and to admins.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from hub.auth.policies import Actor, Permission, check_permission
+from hub.auth.policies import Permission, check_permission
 from hub.context import Hub
 from hub.errors import NotFound
 from hub.ingest import service, views
-from hub.ingest.service import Receipt
+from hub.ingest.attempts import UploadAttempt
 from hub.ingest.spool import EncryptedSpool
 
 from .deps import ActorDep, HubDep, JobsDep, SpoolDirDep
@@ -73,24 +77,28 @@ async def create_upload(
     (never values), and nothing is stored. The same file twice returns the first receipt (200).
     A file over the hub's upload limit gets 413. The file is held in memory only, never written
     to disk; for large files use `PUT /uploads/{agreement_id}/{dataset_id}`."""
-    check_permission(actor, Permission.uploads_create)
-    form = await read_extract_form(request, hub.settings.max_upload_bytes)
-
-    def work(s: Session) -> Receipt:
-        return service.upload_extract(
-            s,
-            hub.keys,
-            actor,
-            agreement_id=form.agreement_id,
-            dataset_id=form.dataset_id,
-            content=form.content,
-            today=hub.today(),
-        )
-
-    receipt = await run_in_threadpool(hub.transact, work)
+    attempt = UploadAttempt(actor, via="api")
+    async with refusals_audited(hub, attempt):
+        check_permission(actor, Permission.uploads_create)
+        form = await read_extract_form(request, hub.settings.max_upload_bytes)
+    attempt.agreement_id, attempt.dataset_id = form.agreement_id, form.dataset_id
+    attempt.file_bytes = len(form.content)
+    receipt = await run_in_threadpool(attempt.run, hub, form.content)
     if receipt.duplicate:
         response.status_code = status.HTTP_200_OK
     return receipt.to_dict()
+
+
+@asynccontextmanager
+async def refusals_audited(hub: Hub, attempt: UploadAttempt) -> AsyncIterator[None]:
+    """Audit an upload refused before the service reads the file (permission, size limit, a
+    malformed body, the agreement gate) as :meth:`UploadAttempt.run` audits the rest: one
+    ``upload.reject`` event, written off the event loop, then the error goes on."""
+    try:
+        yield
+    except Exception as exc:
+        await run_in_threadpool(attempt.reject, hub, exc)
+        raise
 
 
 async def spool_body(request: Request, directory: FilePath | None, limit: int) -> EncryptedSpool:
@@ -147,44 +155,32 @@ async def stream_upload(
     file already uploaded, 422 with the validation report. A larger body, or `?async=true`,
     gets 202 with an upload job (`job_id`, `status`); poll `GET /uploads/jobs/{job_id}` for
     rows done, rows/s, and at the end the receipt or the rejection."""
-    content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
-        raise MalformedRequest(
-            "this route takes the file itself as the body (application/octet-stream); send a "
-            "multipart form to POST /uploads instead"
+    attempt = UploadAttempt(actor, agreement_id, dataset_id, via="api")
+    async with refusals_audited(hub, attempt):
+        content_type = request.headers.get("content-type", "").lower()
+        if content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
+            raise MalformedRequest(
+                "this route takes the file itself as the body (application/octet-stream); send "
+                "a multipart form to POST /uploads instead"
+            )
+        today = hub.today()
+        await run_in_threadpool(
+            hub.transact, lambda s: service.upload_gate(s, actor, agreement_id, dataset_id, today)
         )
-    today = hub.today()
-    await run_in_threadpool(
-        hub.transact, lambda s: service.upload_gate(s, actor, agreement_id, dataset_id, today)
-    )
-    spool = await spool_body(request, spool_dir, hub.settings.max_upload_bytes)
+        spool = await spool_body(request, spool_dir, hub.settings.max_upload_bytes)
     if run_async or spool.size > ASYNC_THRESHOLD:
-        job = jobs.submit(actor, agreement_id=agreement_id, dataset_id=dataset_id, spool=spool)
+        job = await run_in_threadpool(
+            jobs.submit, actor, agreement_id=agreement_id, dataset_id=dataset_id, spool=spool
+        )
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = str(request.url_for("upload_job", job_id=job.id))
         return job.view()
+    attempt.file_bytes = spool.size
     with spool:
-        receipt = await run_in_threadpool(_upload_now, hub, actor, agreement_id, dataset_id, spool)
+        receipt = await run_in_threadpool(attempt.run_spool, hub, spool)
     if receipt.duplicate:
         response.status_code = status.HTTP_200_OK
     return receipt.to_dict()
-
-
-def _upload_now(
-    hub: Hub, actor: Actor, agreement_id: str, dataset_id: str, spool: EncryptedSpool
-) -> Receipt:
-    with spool.open() as extract:
-        return hub.transact(
-            lambda s: service.upload_extract(
-                s,
-                hub.keys,
-                actor,
-                agreement_id=agreement_id,
-                dataset_id=dataset_id,
-                content=extract,
-                today=hub.today(),
-            )
-        )
 
 
 # --- upload jobs ------------------------------------------------------------------------------
@@ -192,9 +188,9 @@ def _upload_now(
 
 @router.get("/uploads/jobs")
 def list_upload_jobs(actor: ActorDep, jobs: JobsDep) -> list[dict[str, Any]]:
-    """Upload jobs this server process holds that the caller may see (their agency's; admins:
-    all), oldest first. Jobs live in the memory of the process that took the upload and are
-    forgotten 24 hours after they end, or when the server restarts."""
+    """Upload jobs the caller may see (their agency's; admins: all), oldest first, whichever
+    server process took them. A job is forgotten 24 hours after it ends; one a restarted server
+    had queued or running is reported failed (`server_restarted`: upload the file again)."""
     return [job.view() for job in jobs.visible(actor)]
 
 
@@ -203,7 +199,8 @@ def upload_job(actor: ActorDep, jobs: JobsDep, job_id: JobId) -> dict[str, Any]:
     """One upload job: `status` (queued, running, accepted, rejected, failed), `rows_done`,
     `rows_per_second`, and when it has ended `receipt` (accepted), `rejection` (rejected: the
     same JSON as a 422 from a synchronous upload, with the validation report) or `error`
-    (failed). Visible to the uploading agency's stewards and to admins; 404 for anyone else."""
+    (failed; `server_restarted` if the server running it stopped: upload the file again).
+    Visible to the uploading agency's stewards and to admins; 404 for anyone else."""
     return jobs.get(actor, job_id).view()
 
 

@@ -350,3 +350,29 @@ class DestructionOrder(Base):
     records_destroyed: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     done_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UploadJobRow(Base):
+    """An upload job (:mod:`hub.ingest.jobs`): who sent what, its status and progress, and at
+    the end its result (the receipt, the rejection, or ``{error, detail}``). Kept in the
+    database so every server process sees every job and a restart forgets none. ``owner`` names
+    the process running it (``host:pid:boot``) and ``heartbeat_at`` when that process last said
+    it was alive; ``spool_path`` is the job's encrypted spool file where it has a name (it has
+    none where the platform unlinks it at once). No row holds a value from the file."""
+
+    __tablename__ = "upload_jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(String(100))
+    dataset_id: Mapped[str] = mapped_column(String(100))
+    party_id: Mapped[str | None] = mapped_column(String(64))
+    uploader: Mapped[str] = mapped_column(String(100))
+    file_bytes: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    rows_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    owner: Mapped[str] = mapped_column(String(200))
+    spool_path: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    result: Mapped[dict[str, Any] | None] = mapped_column()

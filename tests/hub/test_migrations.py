@@ -53,3 +53,33 @@ def test_migration_0007_goes_down_and_up_again(which: str, request: pytest.Fixtu
     with hub.engine.connect() as conn:
         assert inspect(conn).get_foreign_keys("person_links") == []
     assert_models_match_migrations(hub)
+
+
+@pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
+def test_migration_0009_goes_down_and_up_again(which: str, request: pytest.FixtureRequest) -> None:
+    """0009 adds the upload_jobs table; its downgrade drops it (jobs and all), the upgrade makes
+    it again, empty."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from hub.db.migrate import alembic_config, upgrade
+
+    hub: Hub = request.getfixturevalue(which)
+    with hub.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO upload_jobs (id, agreement_id, dataset_id, uploader, file_bytes, "
+                "status, rows_done, owner, created_at, heartbeat_at) VALUES ('j1', 'a', 'd', "
+                "'u', 1, 'queued', 0, 'h:1:b', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    with hub.engine.begin() as conn:
+        cfg = alembic_config(hub.engine.url.render_as_string(hide_password=False))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+    with hub.engine.connect() as conn:
+        assert "upload_jobs" not in inspect(conn).get_table_names()
+    upgrade(hub.engine)
+    with hub.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM upload_jobs")).scalar_one() == 0
+    assert_models_match_migrations(hub)

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from factories import load_examples, make_actor, make_police_csv, make_police_row
+from factories import (
+    assert_audit_chain_intact,
+    grown,
+    load_examples,
+    make_actor,
+    make_police_csv,
+    make_police_row,
+    reject_events,
+)
 from hub.api import uploads as upload_routes
 from hub.api.app import create_app
 from hub.auth.policies import Role
@@ -169,25 +177,25 @@ def test_a_job_reports_rows_done_after_each_chunk(
     small_chunks: list[int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Seen from the registry while the job runs (on SQLite an HTTP poll would wait for the
-    job's write lock), then over HTTP once it has ended."""
+    """Seen from the process running the job while it runs (on SQLite an HTTP poll would wait
+    for the job's write lock, and the table gets the rows done when the job ends), then over
+    HTTP once it has ended. PostgreSQL: see test_upload_jobs_shared.py."""
     steward = auth["steward-police"]
     first_chunk, go_on = threading.Event(), threading.Event()
-    progress = jobs_module.UploadJob.progress
+    progress = jobs_module.RunningJob.progress
 
-    def pausing(job: jobs_module.UploadJob, rows: int) -> None:
+    def pausing(job: jobs_module.RunningJob, rows: int) -> None:
         progress(job, rows)
         if rows > 0 and not first_chunk.is_set():
             first_chunk.set()
             assert go_on.wait(30)
 
-    monkeypatch.setattr(jobs_module.UploadJob, "progress", pausing)
+    monkeypatch.setattr(jobs_module.RunningJob, "progress", pausing)
     job_id = put(client, steward, police_csv, run_async=True).json()["job_id"]
     assert first_chunk.wait(30)
-    registry = client.app.state.upload_jobs  # type: ignore[attr-defined]
-    running = next(j for j in registry._jobs.values() if j.id == job_id).view()
-    assert running["status"] == "running" and running["rows_done"] == 40
-    assert running["rows_per_second"] > 0 and "receipt" not in running
+    registry: jobs_module.UploadJobs = client.app.state.upload_jobs  # type: ignore[attr-defined]
+    running = registry.live(job_id)
+    assert running is not None and running.rows_done == 40
     go_on.set()
 
     job = wait_for(client, steward, job_id)
@@ -209,7 +217,15 @@ def test_a_rejected_job_carries_the_same_report_as_a_sync_rejection_and_stores_n
     assert job["rejection"] == sync.json()
     assert job["rejection"]["error"] == "upload_rejected"
     assert "Whitfield" not in str(job) and "1999-02-31" not in str(job)
-    assert table_counts(api_hub) == before
+    # the job's row and two refusals (the job's and the synchronous one); no data
+    assert table_counts(api_hub) == grown(before, upload_jobs=1, audit_log=2)
+    by_job, by_form = reject_events(api_hub)
+    assert by_job["details"]["via"] == "job" and by_job["details"]["job"] == job["job_id"]
+    assert by_form["details"]["via"] == "api" and "job" not in by_form["details"]
+    assert by_job["details"]["file_sha256"] == by_form["details"]["file_sha256"]
+    assert by_job["details"]["rules"] == by_form["details"]["rules"]
+    assert "Whitfield" not in str(by_job) and "1999-02-31" not in str(by_job)
+    assert_audit_chain_intact(api_hub)
 
     page = client.get(f"/api/v1/uploads/jobs/{job['job_id']}/report.html", headers=steward)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -248,7 +264,10 @@ def test_a_job_that_fails_says_so_and_drops_its_spool(
     assert "Whitfield" not in str(job) and "1999-04-17" not in str(job)
     assert spools and all(s.closed for s in spools)
     assert list(spool_dir.iterdir()) == []
-    assert table_counts(api_hub) == before
+    assert table_counts(api_hub) == grown(before, upload_jobs=1, audit_log=1)
+    (event,) = reject_events(api_hub)
+    assert event["details"]["error"] == "internal_error" and event["details"]["status"] == 500
+    assert "Whitfield" not in str(event) and "1999-04-17" not in str(event)
 
 
 # --- who sees a job ---------------------------------------------------------------------------
@@ -350,7 +369,11 @@ def test_a_small_streamed_upload_answers_like_the_form(
 
 
 def test_a_streamed_upload_for_another_agency_is_refused_before_the_body_is_read(
-    client: TestClient, auth: Auth, police_csv: bytes, spools: list[EncryptedSpool]
+    client: TestClient,
+    auth: Auth,
+    police_csv: bytes,
+    spools: list[EncryptedSpool],
+    api_hub: Hub,
 ) -> None:
     response = put(client, auth["steward-hospital"], police_csv)
     assert response.status_code == 403 and "org:police" in response.json()["detail"]
@@ -359,6 +382,13 @@ def test_a_streamed_upload_for_another_agency_is_refused_before_the_body_is_read
     for user in ("analyst", "admin"):
         assert put(client, auth[user], police_csv).status_code == 403
     assert spools == []
+    refused = [(e["details"]["error"], e["details"]["status"]) for e in reject_events(api_hub)]
+    assert refused == [
+        ("not_allowed", 403),
+        ("agreement_refused", 409),
+        ("not_allowed", 403),
+        ("not_allowed", 403),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -400,7 +430,8 @@ def test_a_streamed_upload_over_the_limit_is_413_and_stores_nothing(
     assert "nothing was stored" in streamed.json()["detail"]
     assert len(spools) == 1 and spools[0].closed and spools[0].size <= limit
     assert list(spool_dir.iterdir()) == []
-    assert table_counts(api_hub) == before
+    assert table_counts(api_hub) == grown(before, audit_log=2)
+    assert [e["details"]["error"] for e in reject_events(api_hub)] == ["upload_too_large"] * 2
     assert client.get("/api/v1/uploads/jobs", headers=auth["steward-police"]).json() == []
 
 
@@ -419,14 +450,14 @@ def test_uploads_of_two_agencies_run_at_the_same_time(
     make_actor(pg_hub, "steward-police", Role.steward, "org:police")
     make_actor(pg_hub, "steward-hospital", Role.steward, "org:hospital")
     both = threading.Barrier(2, timeout=30)
-    progress = jobs_module.UploadJob.progress
+    progress = jobs_module.RunningJob.progress
 
-    def meeting(job: jobs_module.UploadJob, rows: int) -> None:
+    def meeting(job: jobs_module.RunningJob, rows: int) -> None:
         progress(job, rows)
         if rows == 40:
             both.wait()
 
-    monkeypatch.setattr(jobs_module.UploadJob, "progress", meeting)
+    monkeypatch.setattr(jobs_module.RunningJob, "progress", meeting)
     police, hospital = (bearer(issue(pg_hub, n)) for n in ("steward-police", "steward-hospital"))
     with TestClient(create_app(pg_hub)) as client:
         ids = [

@@ -10,13 +10,21 @@ import httpx
 import pytest
 from sqlalchemy import inspect, text
 
-from factories import make_police_csv, make_police_row
+from factories import (
+    assert_audit_chain_intact,
+    assert_names_no_value_of,
+    grown,
+    make_police_csv,
+    make_police_row,
+    reject_events,
+)
 from hub.context import Hub
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
 Upload = Callable[..., httpx.Response]  # the `upload` fixture
+POLICE, POLICE_AGREEMENT = "police_victimizations", "dsa-police-victimizations"
 
 RECEIPT_FIELDS = {
     "upload_id",
@@ -61,7 +69,10 @@ def test_a_steward_gets_403_for_another_agencys_dataset(
     assert response.status_code == 403
     assert response.json()["error"] == "not_allowed"
     assert "org:police" in response.json()["detail"]
-    assert table_counts(api_hub) == before
+    assert table_counts(api_hub) == grown(before, audit_log=1)
+    (event,) = reject_events(api_hub)
+    assert event["actor"].startswith("steward-hospital") and event["subject"] == f"dataset:{POLICE}"
+    assert event["details"]["error"] == "not_allowed" and event["details"]["status"] == 403
 
 
 @pytest.mark.parametrize("user", ["analyst", "legal", "admin"])
@@ -110,7 +121,7 @@ def test_a_rejected_upload_is_422_with_a_report_that_names_no_value_and_stores_n
         assert f'"{value}"' not in response.text and f"'{value}'" not in response.text
     assert rows[0]["victimization_id"] not in response.text
     assert "Whitfield" not in response.text and "1999-04-17" not in response.text
-    assert table_counts(api_hub) == before
+    assert table_counts(api_hub) == grown(before, audit_log=1)
 
 
 def test_the_same_file_twice_is_200_with_the_first_upload_id(
@@ -135,7 +146,9 @@ def test_an_upload_over_the_size_limit_is_413_and_stores_nothing(
     body = response.json()
     assert body["error"] == "upload_too_large" and body["limit"] == len(police_csv) - 1
     assert "upload limit" in body["detail"] and "nothing was stored" in body["detail"]
-    assert table_counts(api_hub) == before
+    assert table_counts(api_hub) == grown(before, audit_log=1)
+    (event,) = reject_events(api_hub)
+    assert event["details"]["error"] == "upload_too_large" and event["details"]["status"] == 413
     api_hub.settings.max_upload_bytes = len(police_csv)
     assert upload(police_csv).status_code == 201
 
@@ -242,3 +255,74 @@ def test_an_upload_that_is_not_a_form_is_422(
 def test_an_upload_for_an_unknown_dataset_is_404(upload: Upload, police_csv: bytes) -> None:
     response = upload(police_csv, dataset="no_such_dataset")
     assert response.status_code == 404 and "no_such_dataset" in response.json()["detail"]
+
+
+# --- refused uploads are audited --------------------------------------------------------------
+
+
+def test_a_rejected_upload_appends_one_upload_reject_event_that_names_no_value(
+    upload: Upload, api_hub: Hub
+) -> None:
+    import hashlib
+    import json
+
+    rows = [
+        make_police_row(i, victim_first_name=f"Zebulon{i}", victim_last_name=f"Quackenbush{i}")
+        for i in range(1, 7)
+    ]
+    rows[2]["victim_sex"] = "Q"
+    rows[4]["victim_dob"] = "1999-02-31"
+    rows[5]["victim_sex"] = "Q"
+    content = make_police_csv(rows)
+    before = table_counts(api_hub)
+    assert upload(content).status_code == 422
+    assert table_counts(api_hub) == grown(before, audit_log=1)
+    (event,) = reject_events(api_hub)
+    assert event["action"] == "upload.reject"
+    assert event["actor"] == "steward-police (steward, org:police)"
+    details = event["details"]
+    assert details["agreement"] == POLICE_AGREEMENT and details["dataset"] == POLICE
+    assert details["file_sha256"] == hashlib.sha256(content).hexdigest()
+    assert details["file_bytes"] == len(content) and details["via"] == "api"
+    assert (details["error"], details["status"]) == ("upload_rejected", 422)
+    rules = {(r["rule"], r["column"]): r["failing_rows"] for r in details["rules"]}
+    assert details["failed_rules"] == len(details["rules"]) == 2
+    assert rules[("allowed_values", "victim_sex")] == 2 and rules[("type:date", "victim_dob")] == 1
+    text = json.dumps(event)
+    assert_names_no_value_of(rows, text)
+    assert "1999-02-31" not in text and "first_rows" not in text and "message" not in text
+    assert_audit_chain_intact(api_hub)
+
+
+def test_an_unlisted_column_is_audited_without_its_name(upload: Upload, api_hub: Hub) -> None:
+    """A header name the agreement does not list comes from the file (its first line may be
+    data): the report names it to the steward; the audit log does not."""
+    lines = make_police_csv([make_police_row(1)]).decode().splitlines()
+    content = f"{lines[0]},Zebulon\n{lines[1]},x\n".encode()
+    assert upload(content).status_code == 422
+    (event,) = reject_events(api_hub)
+    assert {"rule": "unknown_column", "column": None, "failing_rows": 0} in event["details"][
+        "rules"
+    ]
+    assert "Zebulon" not in str(event)
+
+
+def test_a_refused_form_is_audited_with_what_was_known(
+    client: TestClient, auth: dict[str, dict[str, str]], api_hub: Hub
+) -> None:
+    response = client.post(
+        "/api/v1/uploads", headers=auth["steward-police"], data={"agreement_id": "x"}
+    )
+    assert response.status_code == 422
+    (event,) = reject_events(api_hub)
+    details = event["details"]
+    assert details["error"] == "malformed_request" and details["dataset"] is None
+    assert details["file_sha256"] is None and event["subject"] == "upload"
+
+
+def test_an_accepted_or_repeated_upload_appends_no_reject_event(
+    upload: Upload, police_csv: bytes, api_hub: Hub
+) -> None:
+    assert upload(police_csv).status_code == 201
+    assert upload(police_csv).status_code == 200
+    assert reject_events(api_hub) == []

@@ -1,0 +1,247 @@
+"""Upload jobs live in the database: a second process (here: a second ``Hub`` and registry on the
+same database) sees a job and its progress, and a job whose process died is reported failed
+after start-up recovery, its spool file gone. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from factories import open_hub
+from hub.api.app import create_app
+from hub.auth.policies import Actor, Role
+from hub.auth.service import actor_of, get_user
+from hub.context import Hub
+from hub.db.models import UploadJobRow
+from hub.ingest import jobs as jobs_module
+from hub.ingest.jobs import UploadJobs, process_owner
+
+from .conftest import POLICE, POLICE_AGREEMENT, add_examples_and_users, bearer, issue
+from .test_upload_jobs import put, wait_for
+
+ADMIN = Actor(0, "admin", Role.admin, None)
+TESTS = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served(request: pytest.FixtureRequest) -> Hub:
+    """A hub with the example agreements and users, on SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        hub: Hub = request.getfixturevalue("api_hub")
+        return hub
+    hub = request.getfixturevalue("pg_hub")
+    add_examples_and_users(hub)
+    return hub
+
+
+@pytest.fixture
+def second(served: Hub, tmp_path: Path) -> Iterator[Hub]:
+    """Another ``Hub`` on the same database, with an engine of its own: another process."""
+    other = open_hub(served.engine.url.render_as_string(hide_password=False), tmp_path / "other")
+    yield other
+    other.engine.dispose()
+
+
+def steward(hub: Hub) -> Actor:
+    with hub.session() as s:
+        return actor_of(get_user(s, "steward-police"))
+
+
+def test_a_job_is_seen_through_a_second_hub_on_the_same_database(
+    served: Hub,
+    second: Hub,
+    police_csv: bytes,
+    spool_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While it runs (PostgreSQL: with its rows done, written at most once a second) and once it
+    has ended, the job another process took reads the same from here."""
+    from fastapi.testclient import TestClient
+
+    postgres = served.engine.dialect.name == "postgresql"
+    first_chunk, go_on = threading.Event(), threading.Event()
+    progress = jobs_module.RunningJob.progress
+
+    def pausing(job: jobs_module.RunningJob, rows: int) -> None:
+        progress(job, rows)
+        if postgres and rows > 0 and not first_chunk.is_set():
+            first_chunk.set()
+            assert go_on.wait(30)
+
+    real = jobs_module.UploadAttempt.run
+
+    def small_chunks(self: Any, hub: Hub, content: Any, **kw: Any) -> Any:
+        from hub.ingest import service
+
+        upload = service.upload_extract
+        monkeypatch.setattr(
+            service, "upload_extract", lambda *a, **k: upload(*a, chunk_rows=40, **k)
+        )
+        return real(self, hub, content, **kw)
+
+    monkeypatch.setattr(jobs_module.RunningJob, "progress", pausing)
+    monkeypatch.setattr(jobs_module.UploadAttempt, "run", small_chunks)
+    headers = bearer(issue(served, "steward-police"))
+    elsewhere = UploadJobs(second)
+    with TestClient(create_app(served, spool_dir=spool_dir)) as client:
+        job_id = put(client, headers, police_csv, run_async=True).json()["job_id"]
+        if postgres:
+            assert first_chunk.wait(30)
+            running = elsewhere.get(steward(second), job_id).view()
+            assert running["status"] == "running" and running["rows_done"] == 40
+            go_on.set()
+        job = wait_for(client, headers, job_id)
+    assert job["status"] == "accepted"
+    seen = elsewhere.get(steward(second), job_id).view()
+    assert seen == job
+    assert [j.id for j in elsewhere.visible(ADMIN)] == [job_id]
+    elsewhere.shutdown()
+
+
+DYING_SERVER = textwrap.dedent(
+    """
+    import os, sys
+    sys.path[:0] = [{root!r}, {tests!r}]
+    from pathlib import Path
+    from conftest import open_hub
+    from hub.auth.service import actor_of, get_user
+    from hub.ingest import jobs, service, spool as spool_module
+
+    spool_module._detach = lambda path: False  # the spool keeps its name, as on Windows
+    hub = open_hub({url!r}, Path({data!r}))
+    with hub.session() as s:
+        steward = actor_of(get_user(s, "steward-police"))
+    upload = service.upload_extract
+
+    def dying(*args, progress=None, **kwargs):
+        def report(rows):
+            if rows:
+                print("running", flush=True)
+                os.kill(os.getpid(), 9)  # the server dies half-way through the job
+        return upload(*args, progress=report, chunk_rows=40, **kwargs)
+
+    service.upload_extract = dying
+    registry = jobs.UploadJobs(hub)
+    spool = spool_module.EncryptedSpool({spool_dir!r})
+    spool.write(Path({path!r}).read_bytes())
+    registry.submit(steward, agreement_id={agreement!r}, dataset_id={dataset!r}, spool=spool)
+    import time
+    time.sleep(120)
+    """
+)
+
+
+def test_a_job_of_a_server_that_died_is_failed_at_start_up_and_its_spool_deleted(
+    served: Hub, police_csv: bytes, spool_dir: Path, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    path = tmp_path / "police.csv"
+    path.write_bytes(police_csv)
+    script = DYING_SERVER.format(
+        root=str(TESTS.parent),
+        tests=str(TESTS),
+        url=served.engine.url.render_as_string(hide_password=False),
+        data=str(tmp_path / "child"),
+        spool_dir=str(spool_dir),
+        path=str(path),
+        agreement=POLICE_AGREEMENT,
+        dataset=POLICE,
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=TESTS
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    assert "running" in child.stdout
+    with served.session() as s:
+        (row,) = s.execute(select(UploadJobRow)).scalars()
+        assert row.status == "running" and row.spool_path is not None
+    assert Path(row.spool_path).exists()  # the dead server's spool, unreadable now
+
+    headers = bearer(issue(served, "steward-police"))
+    with TestClient(create_app(served, spool_dir=spool_dir)) as client:  # start-up
+        job = client.get(f"/api/v1/uploads/jobs/{row.id}", headers=headers).json()
+    assert job["status"] == "failed" and job["error"]["error"] == "server_restarted"
+    assert "Upload the file again" in job["error"]["detail"]
+    assert list(spool_dir.iterdir()) == []
+    with served.session() as s:
+        assert s.execute(select(UploadJobRow.status)).scalars().all() == ["failed"]
+
+
+def job_row(job_id: str, owner: str, *, heartbeat: dt.datetime, **kw: Any) -> UploadJobRow:
+    return UploadJobRow(
+        id=job_id,
+        agreement_id=POLICE_AGREEMENT,
+        dataset_id=POLICE,
+        party_id="org:police",
+        uploader="steward-police",
+        file_bytes=10,
+        status=kw.pop("status", "running"),
+        rows_done=0,
+        owner=owner,
+        created_at=heartbeat,
+        heartbeat_at=heartbeat,
+        **kw,
+    )
+
+
+def test_recovery_fails_only_jobs_whose_process_is_gone(served: Hub) -> None:
+    """This process's jobs and a live process's stay; a dead pid on this host, this pid under
+    another boot, and (PostgreSQL, which has heartbeats) a silent process elsewhere are gone.
+    Finished jobs past ``keep_finished`` are deleted."""
+    me = process_owner()
+    host, pid, _ = me.rsplit(":", 2)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    now = dt.datetime.now(dt.UTC)
+    old = now - dt.timedelta(minutes=5)
+    rows = [
+        job_row("mine", me, heartbeat=old),
+        job_row("alive-here", f"{host}:{os.getppid()}:x", heartbeat=now, status="queued"),
+        job_row("dead-pid", f"{host}:{dead.stdout.strip()}:x", heartbeat=now),
+        job_row("reused-pid", f"{host}:{pid}:an-earlier-boot", heartbeat=now),
+        job_row("elsewhere-fresh", "other-host.example:1:x", heartbeat=now),
+        job_row("elsewhere-silent", "other-host.example:2:x", heartbeat=old),
+        job_row(
+            "long-done",
+            me,
+            heartbeat=old,
+            status="accepted",
+            finished_at=now - dt.timedelta(days=2),
+        ),
+    ]
+    with served.session() as s:
+        s.add_all(rows)
+    registry = UploadJobs(served)
+    postgres = served.engine.dialect.name == "postgresql"
+    assert registry.recover() == (3 if postgres else 2)
+    with served.session() as s:
+        status = {i: st for i, st in s.execute(select(UploadJobRow.id, UploadJobRow.status))}
+    assert status == {
+        "mine": "running",
+        "alive-here": "queued",
+        "dead-pid": "failed",
+        "reused-pid": "failed",
+        "elsewhere-fresh": "running",
+        "elsewhere-silent": "failed" if postgres else "running",
+    }
+    failed = registry.get(ADMIN, "dead-pid")
+    assert failed.result is not None and failed.result["error"] == "server_restarted"
+    assert socket.gethostname() == host
+    registry.shutdown()
