@@ -256,6 +256,12 @@ class Dataset(Strict):
     )
     delivery: Delivery | None = Field(default=None, description="How the extract is sent.")
     record_key: str = Field(description="The field that identifies a row within this dataset.")
+    one_record_per_person: bool = Field(
+        default=False,
+        description="Each person is in at most one row of the dataset, across all its uploads "
+        "(a roster or a deduplicated register): linkage never puts two of its rows in one "
+        "person.",
+    )
     unlisted_fields: Literal["reject", "drop"] = Field(
         default="reject",
         description="What happens to a column the agreement does not list: reject the upload "

@@ -207,6 +207,8 @@ def _dataset(agreement: Agreement, dataset: Dataset) -> Section:
     if delivery:
         rows.append(("Delivery", delivery))
     rows.append(("Each row is identified by", dataset.record_key))
+    if dataset.one_record_per_person:
+        rows.append(("Each person is in", "one row at most; linkage never joins two of its rows"))
     rows.append(
         (
             "Columns not listed",

@@ -66,17 +66,24 @@ METHOD = "splink-fellegi-sunter-v1"
 #: token families of any one rule; a family agrees when any token of it is shared (``fn``:
 #: first word or nickname group; ``ln``: the surname or a word of a compound one; ``dob``: the
 #: date or its day/month swap; ``md``: month and day or their swap). ``bench/bench_linkage.py``
-#: reports the blocking recall they reach.
+#: reports the blocking recall they reach. Measured on two synthetic extracts of 200,000
+#: records: first initial + surname alone made 3.2 million of the 4.2 million candidate pairs
+#: and 58% of the scoring time for 106 links no other rule found; with the birth year or the
+#: month and day added it makes 0.36 million and keeps 65 of them, and first name + ZIP (0.15
+#: million more) lifts blocking recall from 99.37% to 99.74%. Scoring took 1.5 s instead of
+#: 2.9 s, at the same F1 (0.9918 against 0.9917).
 BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
     ("fn", "ln"),
     ("ln", "dob"),
     ("fn", "dob"),
-    ("fi", "ln"),
+    ("fi", "ln", "by"),
+    ("fi", "ln", "md"),
     ("fn", "lsx"),
     ("fsx", "lsx", "by"),
     ("dob", "zip3"),
     ("pid",),
     ("ln", "zip"),
+    ("fn", "zip"),
     ("fn", "st"),
     ("hn", "zip"),
 )
@@ -361,14 +368,22 @@ def _sampling_group(datasets: pd.Series, permitted: Collection[frozenset[str]]) 
     return {str(c) for c in best}
 
 
-def _dataset_masks(datasets: pd.Series, permitted: Collection[frozenset[str]]) -> pd.DataFrame:
-    """``k_bit`` and ``k_mask`` (see :data:`PERMITTED`) per record."""
+def _dataset_masks(
+    datasets: pd.Series, permitted: Collection[frozenset[str]], distinct: Collection[str] = ()
+) -> pd.DataFrame:
+    """``k_bit`` and ``k_mask`` (see :data:`PERMITTED`) per record: a dataset may meet itself
+    unless it is ``distinct``, and each permitted other."""
     names = sorted(datasets.unique())
     if len(names) > 62:
         raise ValueError(f"linkage compares at most 62 datasets at once, not {len(names)}")
     bit = {name: 1 << i for i, name in enumerate(names)}
     mask = {
-        a: sum(bit[b] for b in names if a == b or frozenset((a, b)) in permitted) for a in names
+        a: sum(
+            bit[b]
+            for b in names
+            if (a == b and a not in distinct) or frozenset((a, b)) in permitted
+        )
+        for a in names
     }
     return pd.DataFrame(
         {"k_bit": datasets.map(bit).astype("int64"), "k_mask": datasets.map(mask).astype("int64")}
@@ -443,10 +458,13 @@ def link(
     permitted: Collection[frozenset[str]],
     settings: EngineSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    distinct: Collection[str] = (),
 ) -> LinkResult:
     """Cluster the records of ``frame`` (columns ``unique_id``, ``source_dataset`` and the token
     columns) into people. Pairs across two datasets count only when their pair is in
-    ``permitted``; pairs within one dataset always do."""
+    ``permitted``; pairs within one dataset do unless it is in ``distinct`` (each of its
+    records a different person: no two are compared, and a person holds at most one of them,
+    its best match, since links are taken strongest first)."""
     from splink import Linker
     from splink.backends.duckdb import DuckDBAPI
 
@@ -469,8 +487,12 @@ def link(
         return LinkResult(ids, np.arange(len(ids)), _no_pairs(), {}, "none", timings)
 
     group = _sampling_group(frame["source_dataset"], permitted)
-    if frame["source_dataset"].isin(group).sum() < 2:
-        # Every dataset holds one record and none is permitted with another: no pair exists.
+    sizes = frame["source_dataset"].value_counts()
+    if not any(sizes[d] > 1 and d not in distinct for d in sizes.index) and not any(
+        frozenset((a, b)) in permitted for a, b in itertools.combinations(sizes.index, 2)
+    ):
+        # No dataset may meet itself (one record, or distinct records) and none is permitted
+        # with another: no pair exists.
         return LinkResult(ids, np.arange(len(ids)), _no_pairs(), {}, "none", timings)
 
     import duckdb  # here, not at import: the API and CLI load this module at start-up
@@ -479,7 +501,7 @@ def link(
     con.execute(f"SET memory_limit = '{settings.memory_limit}'")
     con.execute(f"SET threads = {settings.threads}")
     con.execute("SET preserve_insertion_order = false")
-    masks = _dataset_masks(frame["source_dataset"].reset_index(drop=True), permitted)
+    masks = _dataset_masks(frame["source_dataset"].reset_index(drop=True), permitted, distinct)
     con.register(
         "frame",
         pd.concat([frame[["unique_id", *TOKEN_COLUMNS]].reset_index(drop=True), masks], axis=1),

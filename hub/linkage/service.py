@@ -36,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.agreements.service import check_in_force, current_versions
+from hub.agreements.service import Governing, check_in_force, current_versions
 from hub.db.models import LinkageChange, LinkageRun, PersonLink, Record, utcnow
 from hub.db.records import lock_datasets
 from hub.errors import AgreementRefused
@@ -76,21 +76,48 @@ class Change:
 
 def permitted_pairs(session: Session, today: dt.date) -> tuple[set[str], set[frozenset[str]]]:
     """Datasets under an in-force agreement, and the dataset pairs both agreements permit."""
-    in_force: dict[str, tuple[bool, set[str]]] = {}
+    in_force = _in_force(session, today)
+    return set(in_force), _pairs_of(in_force)
+
+
+def one_record_per_person(session: Session, today: dt.date) -> set[str]:
+    """Datasets under an in-force agreement that declare each person at most once
+    (``one_record_per_person``): linkage never joins two of their records."""
+    return {
+        ds.id
+        for gov in _in_force_versions(session, today)
+        for ds in gov.spec.datasets
+        if ds.one_record_per_person
+    }
+
+
+def _in_force_versions(session: Session, today: dt.date) -> list[Governing]:
+    out = []
     for gov in current_versions(session):
         try:
             check_in_force(gov, today, "linked", session)
         except AgreementRefused:
             continue
+        out.append(gov)
+    return out
+
+
+def _in_force(session: Session, today: dt.date) -> dict[str, tuple[bool, set[str]]]:
+    in_force: dict[str, tuple[bool, set[str]]] = {}
+    for gov in _in_force_versions(session, today):
         link = gov.spec.linkage
         for ds in gov.spec.datasets:
             in_force[ds.id] = (link.permitted, set(link.link_with) - set(link.prohibited_with))
+    return in_force
+
+
+def _pairs_of(in_force: dict[str, tuple[bool, set[str]]]) -> set[frozenset[str]]:
     pairs: set[frozenset[str]] = set()
     for a, b in itertools.combinations(sorted(in_force), 2):
         (pa, wa), (pb, wb) = in_force[a], in_force[b]
         if pa and pb and b in wa and a in wb:
             pairs.add(frozenset((a, b)))
-    return set(in_force), pairs
+    return pairs
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
@@ -313,6 +340,7 @@ def run_linkage(
     settings = settings or EngineSettings()
     today = today or dt.date.today()
     in_force, pairs = permitted_pairs(session, today)
+    distinct = one_record_per_person(session, today)
     run = LinkageRun(status="running", method=engine.METHOD, params={})
     session.add(run)
     session.flush()
@@ -324,7 +352,7 @@ def run_linkage(
         & ~frame["aggregate_only"].astype(bool)
     ).to_numpy()
     linkable_frame = frame[linkable]
-    result = engine.link(linkable_frame, pairs, settings, progress)
+    result = engine.link(linkable_frame, pairs, settings, progress, distinct=distinct)
 
     # A cluster index per record: the engine's clusters, then one of its own for every record
     # the engine did not see.

@@ -179,6 +179,16 @@ def test_the_fields_linkage_compares_are_named_and_an_age_says_its_date() -> Non
     assert "Linkage compares" not in render_markdown(make_example("victim_services"))
 
 
+def test_a_dataset_of_one_record_per_person_says_so() -> None:
+    data = make_example_data("police")
+    assert "Each person is in" not in render_markdown(Agreement.model_validate(data))
+    data["datasets"][0]["one_record_per_person"] = True
+    assert (
+        "**Each person is in:** one row at most; linkage never joins two of its rows"
+        in render_markdown(Agreement.model_validate(data))
+    )
+
+
 def test_iso_durations_read_as_words() -> None:
     assert w.duration("P3Y") == "3 years"
     assert w.duration("P1Y") == "1 year"

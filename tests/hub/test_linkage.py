@@ -11,13 +11,23 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from factories import upload_all
+from contracts.model import Agreement
+from factories import (
+    load_agreement,
+    make_actor,
+    make_agreement_data,
+    make_police_csv,
+    make_police_row,
+    upload_all,
+    upload_as_police_steward,
+)
+from hub.auth.policies import Role
 from hub.context import Hub
 from hub.db.models import AuditEvent, LinkageChange, LinkageRun, PersonLink, Record
 from hub.linkage import engine
 from hub.linkage.evaluate import evaluate
 from hub.linkage.service import assign_person_ids, permitted_pairs, run_linkage
-from hub.pseudonymize import TOKEN_COLUMNS
+from hub.pseudonymize import TOKEN_COLUMNS, Pseudonymizer
 from hub.synth import generate
 
 # --- the engine, on token frames --------------------------------------------------------------
@@ -217,6 +227,29 @@ def test_a_level_random_sampling_never_saw_gets_a_u_of_its_own() -> None:
     assert surname[2]["u_probability"] == pytest.approx(1e-7)
     assert [first[1]["u_probability"], surname[3]["u_probability"]] == [0.004, 0.99]
     assert "u_probability" not in first[0]
+
+
+def test_records_of_a_distinct_dataset_are_never_compared_or_joined() -> None:
+    """Agency a holds person 7 twice. Declared distinct (each record a different person), a's
+    two records are never compared, and b's record of person 7 joins one of them, not both;
+    the control joins all three."""
+    people = token_people(400, seed=17)
+    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in [*people, people[7]]]
+    rows += [("b", p) for p in people[:300]]
+    frame = token_frame(rows)  # ids: a 1-401 (401 is person 7 again), b 402-701
+    control = engine.link(frame, {frozenset("ab")})
+    assert same_person(control, 8, 401) and same_person(control, 8, 409)
+    result = engine.link(frame, {frozenset("ab")}, distinct={"a", "b"})
+    assert not same_person(result, 8, 401)
+    assert same_person(result, 8, 409) or same_person(result, 401, 409)
+    within = result.pairs[
+        (result.pairs["unique_id_l"] <= 401) == (result.pairs["unique_id_r"] <= 401)
+    ]
+    assert within.empty
+    assert sum(same_person(result, i + 1, 402 + i) for i in range(300)) >= 295
+    # One distinct dataset alone has no pair to compare: no model is needed.
+    alone = engine.link(token_frame([("a", p) for p in people]), set(), distinct={"a"})
+    assert alone.trained == "none" and len(set(alone.cluster.tolist())) == 400
 
 
 def test_datasets_not_permitted_together_are_never_linked(two_agencies: pd.DataFrame) -> None:
@@ -425,6 +458,48 @@ def test_linkage_finds_people_across_agencies_with_high_quality(
     assert "police_victimizations~ed_injury_visits" in quality["by_dataset_pair"] or (
         "ed_injury_visits~police_victimizations" in quality["by_dataset_pair"]
     )
+
+
+@pytest.mark.parametrize("one_per_person", [False, True])
+def test_a_dataset_of_one_record_per_person_never_joins_two_of_its_rows(
+    hub: Hub, one_per_person: bool
+) -> None:
+    """Victim 41 is victim 1 again (same name and birth date). Where the agreement says each
+    person is in one row at most, the two stay two people; otherwise (the control) they are
+    one."""
+    data = make_agreement_data()
+    data["datasets"][0]["one_record_per_person"] = one_per_person
+    load_agreement(hub, Agreement.model_validate(data))
+    make_actor(hub, "steward-police", Role.steward, "org:police")
+    firsts = ["Marquise", "Dana", "Luis", "Keisha", "Omar", "Tanya", "Andre", "Rosa"]
+    lasts = ["Whitfield", "Okafor", "Reyes", "Brooks", "Haddad"]
+    rows = [
+        make_police_row(
+            i,
+            victim_first_name=firsts[i % 8],
+            victim_last_name=lasts[i % 5],
+            victim_dob=f"{1970 + i}-0{1 + i % 9}-1{i % 10}",
+        )
+        for i in range(1, 41)
+    ]
+    same = ("victim_first_name", "victim_last_name", "victim_dob")
+    rows.append(make_police_row(41, **{k: rows[0][k] for k in same}))
+    upload_as_police_steward(hub, make_police_csv(rows))
+    with hub.session() as s:
+        run_linkage(s, "test", hub.today())
+        person = dict(
+            s.execute(
+                select(Record.record_key, PersonLink.person_id).join(
+                    PersonLink, PersonLink.record_id == Record.id
+                )
+            ).all()
+        )
+    assert len(person) == 41
+    dataset = Agreement.model_validate(data).dataset("police_victimizations")
+    assert dataset is not None
+    first, again = (Pseudonymizer(dataset, hub.keys).record_key(f"V2026-{i:06d}") for i in (1, 41))
+    assert (person[first] == person[again]) is not one_per_person
+    assert len(set(person.values())) == (41 if one_per_person else 40)
 
 
 def test_records_under_no_linkage_rules_keep_singleton_person_ids(linked_hub: Hub) -> None:
