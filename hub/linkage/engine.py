@@ -169,7 +169,8 @@ class EngineSettings:
     #: than not. Links are closed transitively (connected components), which a record without a
     #: birth date may not use to bridge two people (see :func:`_components`). On the synthetic
     #: population pairwise F1 is best here: 0.990 at 0.5 against 0.989 at 0.8 (2,000 people),
-    #: 0.965 against 0.955 (20,000 people); beyond 0.8 recall falls fast. The run's report shows
+    #: 0.965 against 0.955 (20,000 people), measured before ages were linked (0.973 at 0.5
+    #: now); beyond 0.8 recall falls fast. The run's report shows
     #: the model's own precision and recall at other thresholds.
     threshold: float = 0.5
     u_max_pairs: float = 1e7
@@ -178,8 +179,9 @@ class EngineSettings:
     #: DuckDB's memory cap; it spills to disk beyond it rather than failing.
     memory_limit: str = "5GB"
     #: Pairs are scored in chunks of at most this many records a side (n x n chunks). Two
-    #: extracts of 1,000,000 records (PostgreSQL, 2 cores): 1,000,000 a side scored in 69 s at
-    #: 5.5 GiB peak; 500,000 a side in 90 s at 4.0 GiB; one chunk in 77 s at 6.6 GiB.
+    #: extracts of 1,000,000 records (PostgreSQL, 2 cores): 1,000,000 a side scored in 24 s,
+    #: the whole run 63 s at 4.1 GiB peak. (With the earlier blocking rules: 69 s at 5.5 GiB;
+    #: 500,000 a side in 90 s at 4.0 GiB; one chunk in 77 s at 6.6 GiB.)
     chunk_records: int = 1_000_000
     threads: int = 2
     seed: int = 42
