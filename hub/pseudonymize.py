@@ -289,15 +289,20 @@ def age_birth_years(value: str) -> dict[str, str]:
     ``t_ay`` when the birthday had passed and ``t_ay2`` when it had not. Nothing for an age
     that is not a whole number from 0 to 130 or a date that does not parse."""
     age_text, _, day_text = value.partition(AGE_AT)
-    try:
-        age = float(age_text.strip())
-    except ValueError:
+    age, day = whole_age(age_text), parse_date(day_text)
+    if age is None or day is None:
         return {}
-    day = parse_date(day_text)
-    if day is None or not age.is_integer() or not 0 <= age <= 130:
-        return {}
-    year = day.year - int(age)
+    year = day.year - age
     return {"t_ay": str(year), "t_ay2": str(year - 1)}
+
+
+def whole_age(text: str) -> int | None:
+    """An age in whole years from 0 to 130 (``26`` or ``26.0``), else ``None``."""
+    try:
+        age = float(text.strip())
+    except ValueError:
+        return None
+    return int(age) if age.is_integer() and 0 <= age <= 130 else None
 
 
 def _plain(value: str) -> str:
@@ -390,19 +395,6 @@ def _dictionary(results: list[str | None], codes: npt.NDArray[np.intp]) -> pa.Di
     return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
-def _linked_values(df: pd.DataFrame, f: DatasetField) -> pd.Series | None:
-    """The column :func:`linkage_columns` reads for ``f``: its own, or for an age, the age and
-    its ``age_at`` date joined by :data:`AGE_AT` (empty when either is)."""
-    column = df.get(f.name, None)
-    if f.link_as != LinkRole.age or column is None:
-        return column
-    day = df.get(f.age_at, None) if f.age_at else None
-    if day is None:
-        return None
-    joined = column.astype(object).str.cat(day.astype(object), sep=AGE_AT)
-    return joined.where(column.notna() & day.notna() & (column.str.strip() != ""), None)
-
-
 class Pseudonymizer:
     """Turns validated raw chunks of one dataset into stored values and linkage tokens.
 
@@ -460,7 +452,10 @@ class Pseudonymizer:
         tokens: dict[str, pa.Array] = {}
         for f, role in self.linked:
             assert role is not None
-            codes, uniques = _codes(_linked_values(df, f), n)
+            if role == LinkRole.age:
+                tokens.update(self._age_tokens(df, f, linkable))
+                continue
+            codes, uniques = _codes(df.get(f.name, None), n)
             if linkable is not None and not linkable.all():
                 # An unlinkable row gets a null token, and a value only such rows hold is never
                 # normalized or hashed at all.
@@ -480,6 +475,33 @@ class Pseudonymizer:
                 ]
                 tokens[column] = _spread(found, codes, pa.int64())
         return PseudonymizedFrame(record_key, values, tokens)
+
+    def _age_tokens(
+        self, df: pd.DataFrame, f: DatasetField, linkable: npt.NDArray[np.bool_] | None
+    ) -> dict[str, pa.Array]:
+        """``t_ay``/``t_ay2`` of an age field (:func:`age_birth_years`, row by row), worked out
+        per distinct age, per distinct date and per distinct birth year rather than per row."""
+        n = len(df)
+        age_codes, ages = _codes(df.get(f.name, None), n)
+        day_codes, days = _codes(df.get(f.age_at, None) if f.age_at else None, n)
+        age_of = np.array([whole_age(a) for a in ages] + [None], dtype=float)  # NaN: not one
+        year_of = np.array(
+            [d.year if (d := parse_date(text)) else None for text in days] + [None], dtype=float
+        )
+        born = year_of[day_codes] - age_of[age_codes]  # code -1 reads the trailing NaN
+        if linkable is not None:
+            born[~linkable] = np.nan
+        known = ~np.isnan(born)
+        codes, years = pd.factorize(born[known].astype(np.int64))
+        out: dict[str, pa.Array] = {}
+        if not len(years):
+            return out
+        rows = np.full(n, -1, dtype=np.intp)
+        rows[known] = codes
+        for column, back in (("t_ay", 0), ("t_ay2", 1)):
+            found = [self.link_token(HASH_DOMAIN[column], str(int(y) - back)) for y in years]
+            out[column] = _spread(found, rows, pa.int64())
+        return out
 
     # Row-at-a-time views of :meth:`frame`, for tests and tools.
 

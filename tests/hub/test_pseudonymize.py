@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from contracts.loader import load_agreement
@@ -79,6 +80,27 @@ def test_a_record_with_only_an_age_meets_a_dated_record_on_the_birth_year() -> N
     assert "ay" not in families_of(p, make_police_row(5, incident_datetime=""))
     rows = [make_police_row(6), make_police_row(7, incident_datetime=None)]  # type: ignore[arg-type]
     assert p.frame(pd.DataFrame(rows)).tokens["t_ay"].null_count == 1
+
+
+def test_age_tokens_of_a_chunk_are_those_of_each_row() -> None:
+    """The chunk path works per distinct age, date and birth year; it must give each row what
+    :func:`age_birth_years` gives it, invalid and unlinkable rows included."""
+    p = make_pseudonymizer()
+    ages = ["26", "26.0", "0", "120", "26.5", None, "40"]  # as validation lets them through
+    days = ["2026-03-14T22:15:00", "03/14/2026", "2025-12-31", None, "not a date"]
+    rows = [
+        make_police_row(i, victim_age=ages[i % 7], incident_datetime=days[i % 5])  # type: ignore[arg-type]
+        for i in range(70)
+    ]
+    linkable = np.array([i % 11 != 3 for i in range(70)])
+    tokens = p.frame(pd.DataFrame(rows), linkable).tokens
+    for i, row in enumerate(rows):
+        age, day = row["victim_age"], row["incident_datetime"]
+        want = age_birth_years(f"{age}@{day}") if age and day and linkable[i] else {}
+        for column in ("t_ay", "t_ay2"):
+            got = tokens[column][i].as_py()
+            expected = p.link_token("by", want[column]) if column in want else None
+            assert got == expected, (i, column)
 
 
 def test_same_person_at_two_agencies_shares_tokens_despite_nickname_and_case() -> None:
