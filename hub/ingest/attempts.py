@@ -14,7 +14,10 @@ a streamed upload for another agency's dataset) are audited by :meth:`UploadAtte
 which the API calls for them; the attempt then has no file hash yet.
 
 What an ``upload.reject`` event holds (its ``details``): the agreement and dataset asked for,
-the file's SHA-256 and size once known, where it came from (``via``: ``api``, ``cli``,
+each only if it names a registered agreement / dataset and ``"unknown"`` otherwise (with
+``agreement_known`` / ``dataset_known`` saying which resolved: an id comes from a URL or a form,
+and any authenticated caller could otherwise write free text into the permanent log), the file's
+SHA-256 and size once known, where it came from (``via``: ``api``, ``cli``,
 ``job``, and the ``job`` id), the error code and HTTP status, and for a rejection with a
 validation report the number of failing rules and, per rule, its column and how many rows
 failed. Never a value: not the error's sentence (a parse error names a line, but an unexpected
@@ -38,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.auth.policies import Actor
+from hub.db.models import AgreementRecord, DatasetRegistration
 from hub.errors import HubError, InvalidRequest
 from hub.ingest import service
 from hub.ingest.formats import ExtractSource
@@ -53,8 +57,8 @@ Via = Literal["api", "cli", "job"]
 ACTION = "upload.reject"
 NAME_FROM_FILE = frozenset({"unknown_column", "duplicate_column"})
 """Report rules whose ``column`` is a name from the file's header, not from the agreement."""
-MAX_ID = 200
-"""Agreement and dataset ids are recorded as asked (from a URL or a form), cut to this."""
+UNKNOWN = "unknown"
+"""What an event records for an agreement or dataset id that names no registered one."""
 
 
 @dataclass
@@ -81,12 +85,15 @@ class UploadAttempt:
         *,
         progress: Callable[[int], None] | None = None,
         max_bytes: int | None = None,
+        finish: Callable[[Session, Receipt], None] | None = None,
     ) -> Receipt:
         """Upload ``content`` through :func:`hub.ingest.service.upload_extract` in a transaction
         of its own (``Hub.transact``) and return the receipt. If it raises, the transaction has
         rolled back (nothing stored), one ``upload.reject`` event is appended, and the error is
         raised again. ``progress(0)`` is called again if ``Hub.transact`` runs the upload a
-        second time (the source is reread from the start)."""
+        second time (the source is reread from the start). ``finish(session, receipt)`` runs
+        last inside the upload's transaction (an upload job marks itself accepted there); if it
+        raises, the upload rolls back like any refusal."""
         with self.audited(hub):
             if self.agreement_id is None or self.dataset_id is None:
                 raise InvalidRequest("name the agreement and the dataset the extract is for")
@@ -98,7 +105,7 @@ class UploadAttempt:
                 if runs and progress is not None:
                     progress(0)
                 runs += 1
-                return service.upload_extract(
+                receipt = service.upload_extract(
                     session,
                     hub.keys,
                     self.actor,
@@ -110,18 +117,26 @@ class UploadAttempt:
                     max_bytes=max_bytes,
                     seen=self.saw,
                 )
+                if finish is not None:
+                    finish(session, receipt)
+                return receipt
 
             return hub.transact(work)
 
     def run_spool(
-        self, hub: Hub, spool: EncryptedSpool, *, progress: Callable[[int], None] | None = None
+        self,
+        hub: Hub,
+        spool: EncryptedSpool,
+        *,
+        progress: Callable[[int], None] | None = None,
+        finish: Callable[[Session, Receipt], None] | None = None,
     ) -> Receipt:
         """:meth:`run` on the contents of ``spool`` (a spool file changed on disk is refused, and
         audited, like any other refusal). The caller closes the spool."""
         with self.audited(hub):
             reader = spool.open()
         with reader:
-            return self.run(hub, reader, progress=progress)
+            return self.run(hub, reader, progress=progress, finish=finish)
 
     def audited(self, hub: Hub) -> _Audited:
         """A ``with`` block whose exception (any :class:`Exception`) is audited by
@@ -133,11 +148,10 @@ class UploadAttempt:
         """Append the ``upload.reject`` event for ``exc`` in a transaction of its own. Never
         raises: a failure to audit is logged (by type) and the caller raises ``exc``."""
         try:
-            hub.transact(lambda s: audit.append(s, self.event(exc)), retries=0)
+            hub.transact(lambda s: audit.append(s, self.event(exc, s)), retries=0)
         except Exception as failure:
             log.error(
-                "could not audit a refused upload of %s (%s): %s",
-                (self.dataset_id or "?")[:MAX_ID],
+                "could not audit a refused upload (%s): %s",
                 self.error_code(exc),
                 type(failure).__name__,
             )
@@ -146,14 +160,16 @@ class UploadAttempt:
     def error_code(exc: BaseException) -> str:
         return exc.code if isinstance(exc, HubError) else "internal_error"
 
-    def event(self, exc: BaseException) -> audit.Event:
+    def event(self, exc: BaseException, session: Session) -> audit.Event:
         """The ``upload.reject`` event for ``exc`` (see the module docstring for what it holds
-        and what it never holds)."""
-        agreement = self.agreement_id[:MAX_ID] if self.agreement_id else None
-        dataset = self.dataset_id[:MAX_ID] if self.dataset_id else None
+        and what it never holds); ``session`` resolves the agreement and dataset ids."""
+        agreement, agreement_known = registered(session, AgreementRecord, self.agreement_id)
+        dataset, dataset_known = registered(session, DatasetRegistration, self.dataset_id)
         details: dict[str, Any] = {
             "agreement": agreement,
             "dataset": dataset,
+            "agreement_known": agreement_known,
+            "dataset_known": dataset_known,
             "file_sha256": self.file_sha256,
             "file_bytes": self.file_bytes,
             "via": self.via,
@@ -165,8 +181,21 @@ class UploadAttempt:
         report = exc.extra.get("report") if isinstance(exc, HubError) else None
         if isinstance(report, dict):
             details.update(rules_failed(report))
-        subject = f"dataset:{dataset}" if dataset else "upload"
+        subject = f"dataset:{dataset}" if dataset_known else "upload"
         return audit.Event(self.actor.label, ACTION, subject, details)
+
+
+def registered(
+    session: Session, model: type[AgreementRecord] | type[DatasetRegistration], id_: str | None
+) -> tuple[str | None, bool]:
+    """``(id_, True)`` if ``id_`` names a row of ``model``; ``(None, False)`` if none was given;
+    else ``(UNKNOWN, False)``: an id asked for but not registered is never recorded, since it is
+    free text from a URL or a form."""
+    if id_ is None:
+        return None, False
+    if len(id_) <= 100 and session.get(model, id_) is not None:
+        return id_, True
+    return UNKNOWN, False
 
 
 def rules_failed(report: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +213,39 @@ def rules_failed(report: dict[str, Any]) -> dict[str, Any]:
         for f in findings
     ]
     return {"failed_rules": len(rules), "rules": rules}
+
+
+NAME_HIDDEN = {
+    "unknown_column": "The file has a column the agreement does not list (its name, taken from "
+    "the file, is not stored). Remove it from the extract.",
+    "duplicate_column": "The file's header names a column more than once (the name, taken from "
+    "the file, is not stored). Keep one column per name.",
+}
+
+
+def redacted_report(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` as it may be stored: the same policy as the audit events, so every finding
+    keeps its rule, severity, counts, row numbers and the column *as the agreement declares it*,
+    but a finding whose column name comes from the file (:data:`NAME_FROM_FILE`) loses the name
+    from its ``column`` and its ``message`` (which quotes it)."""
+    out = dict(report)
+    for key in ("findings", "row_rules"):
+        if isinstance(report.get(key), list):
+            out[key] = [_redacted(f) for f in report[key]]
+    return out
+
+
+def _redacted(finding: Any) -> Any:
+    if not isinstance(finding, dict) or finding.get("rule") not in NAME_FROM_FILE:
+        return finding
+    return {**finding, "column": None, "message": NAME_HIDDEN[str(finding["rule"])]}
+
+
+def redacted_error(error: dict[str, Any]) -> dict[str, Any]:
+    """An error's JSON (``HubError.to_dict()``) with its ``report``, if any, redacted."""
+    if isinstance(error.get("report"), dict):
+        return {**error, "report": redacted_report(error["report"])}
+    return error
 
 
 class _Audited:

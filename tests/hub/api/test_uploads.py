@@ -282,6 +282,7 @@ def test_a_rejected_upload_appends_one_upload_reject_event_that_names_no_value(
     assert event["actor"] == "steward-police (steward, org:police)"
     details = event["details"]
     assert details["agreement"] == POLICE_AGREEMENT and details["dataset"] == POLICE
+    assert details["agreement_known"] is True and details["dataset_known"] is True
     assert details["file_sha256"] == hashlib.sha256(content).hexdigest()
     assert details["file_bytes"] == len(content) and details["via"] == "api"
     assert (details["error"], details["status"]) == ("upload_rejected", 422)
@@ -318,6 +319,40 @@ def test_a_refused_form_is_audited_with_what_was_known(
     details = event["details"]
     assert details["error"] == "malformed_request" and details["dataset"] is None
     assert details["file_sha256"] is None and event["subject"] == "upload"
+
+
+def test_ids_that_name_no_registered_agreement_or_dataset_are_not_written_to_the_audit_log(
+    client: TestClient, auth: dict[str, dict[str, str]], api_hub: Hub
+) -> None:
+    """Ids come from the URL: any caller with a token could otherwise write free text into the
+    permanent, hash-chained log. An id is recorded only if it names a registered agreement or
+    dataset; else ``unknown``, with a flag that it did not resolve."""
+    free_text = "Marquise-Whitfield-DOB-1990-01-01-" + "x" * 150
+    response = client.put(
+        f"/api/v1/uploads/{free_text}/{free_text}-data",
+        headers={**auth["steward-police"], "Content-Type": "application/octet-stream"},
+        content=b"a,b\n1,2\n",
+    )
+    assert response.status_code >= 400
+    response = client.put(
+        f"/api/v1/uploads/{POLICE_AGREEMENT}/{free_text}",
+        headers={**auth["steward-police"], "Content-Type": "application/octet-stream"},
+        content=b"a,b\n1,2\n",
+    )
+    assert response.status_code >= 400
+    unknown, known_agreement = (e["details"] for e in reject_events(api_hub))
+    assert (unknown["agreement"], unknown["dataset"]) == ("unknown", "unknown")
+    assert unknown["agreement_known"] is False and unknown["dataset_known"] is False
+    assert (known_agreement["agreement"], known_agreement["dataset"]) == (
+        POLICE_AGREEMENT,
+        "unknown",
+    )
+    assert known_agreement["agreement_known"] is True
+    assert known_agreement["dataset_known"] is False
+    with api_hub.engine.connect() as conn:
+        log = " ".join(conn.execute(text("SELECT payload FROM audit_log")).scalars())
+    assert "Marquise" not in log
+    assert_audit_chain_intact(api_hub)
 
 
 def test_an_accepted_or_repeated_upload_appends_no_reject_event(
