@@ -8,6 +8,8 @@
                        start without one).
 ``HUB_LINKAGE_MEMORY_LIMIT``   the linkage engine's memory cap (DuckDB spills to disk beyond it).
 ``HUB_LINKAGE_CHUNK_RECORDS``  linkage scores pairs in chunks of this many records a side.
+``HUB_UPLOAD_JOB_SWEEP_SECONDS``  how often a served app fails upload jobs whose process is gone
+                       (``hub.ingest.jobs``); 0 sweeps only at start-up.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class Settings(BaseSettings):
     )
     linkage_chunk_records: int = Field(
         default=1_000_000, ge=1_000, description="Records a side per linkage scoring chunk"
+    )
+
+    upload_job_sweep_seconds: float = Field(
+        default=30.0, ge=0, description="Seconds between two upload-job recovery sweeps"
     )
 
     @property

@@ -6,7 +6,9 @@ from ``HUB_*`` settings and disposes of its database engine when the server shut
 
 Each app has its own pool of upload jobs (:class:`~hub.ingest.jobs.UploadJobs`, whose state is
 in the database: every server process sees every upload job, and at start-up the jobs a stopped
-server left queued or running are marked failed) and of linkage jobs
+server left queued or running are marked failed, then again every
+``HUB_UPLOAD_JOB_SWEEP_SECONDS`` on a background thread; status reads never write) and of
+linkage jobs
 (:class:`~hub.linkage.jobs.LinkageJobs`, kept in this process's memory), and spools streamed
 uploads, encrypted, in ``spool_dir`` (default: the system temporary directory). At shutdown
 queued jobs are dropped and running ones finish.
@@ -32,12 +34,13 @@ from hub.linkage.jobs import LinkageJobs
 def create_app(hub: Hub | None = None, *, spool_dir: Path | None = None) -> FastAPI:
     owned = hub is None
     served = hub or build_hub()
-    jobs = UploadJobs(served)
+    jobs = UploadJobs(served, spool_dir=spool_dir)
     linkage_jobs = LinkageJobs(served)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(jobs.recover)  # upload jobs a stopped server left behind
+        await run_in_threadpool(jobs.sweep)  # upload jobs a stopped server left behind
+        jobs.start_sweeping()
         yield
         jobs.shutdown(wait=True)
         linkage_jobs.shutdown(wait=True)

@@ -138,7 +138,10 @@ DYING_SERVER = textwrap.dedent(
     spool.write(Path({path!r}).read_bytes())
     registry.submit(steward, agreement_id={agreement!r}, dataset_id={dataset!r}, spool=spool)
     import time
-    time.sleep(120)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the job's first progress report kills this process
+        time.sleep(0.05)
+    sys.exit("the job reported no progress within 60 s: the server was never killed")
     """
 )
 
@@ -172,12 +175,23 @@ def test_a_job_of_a_server_that_died_is_failed_at_start_up_and_its_spool_deleted
 
     headers = bearer(issue(served, "steward-police"))
     with TestClient(create_app(served, spool_dir=spool_dir)) as client:  # start-up
+        with served.session() as s:  # recovered by start-up, before any status read
+            assert s.get(UploadJobRow, row.id).status == "failed"  # type: ignore[union-attr]
+        assert list(spool_dir.iterdir()) == []
         job = client.get(f"/api/v1/uploads/jobs/{row.id}", headers=headers).json()
     assert job["status"] == "failed" and job["error"]["error"] == "server_restarted"
     assert "Upload the file again" in job["error"]["detail"]
     assert list(spool_dir.iterdir()) == []
     with served.session() as s:
         assert s.execute(select(UploadJobRow.status)).scalars().all() == ["failed"]
+    (abandoned,) = events_of(served, "upload.abandon")
+    assert abandoned["details"] == {
+        "job": row.id,
+        "agreement": POLICE_AGREEMENT,
+        "dataset": POLICE,
+        "reason": "server_restarted",
+    }
+    assert abandoned["actor"].startswith("steward-police")
 
 
 def job_row(job_id: str, owner: str, *, heartbeat: dt.datetime, **kw: Any) -> UploadJobRow:
@@ -197,8 +211,31 @@ def job_row(job_id: str, owner: str, *, heartbeat: dt.datetime, **kw: Any) -> Up
     )
 
 
+def events_of(hub: Hub, action: str) -> list[dict[str, Any]]:
+    import json
+
+    from hub.db.models import AuditEvent
+
+    with hub.engine.connect() as conn:
+        payloads = conn.execute(
+            select(AuditEvent.payload).where(AuditEvent.action == action).order_by(AuditEvent.seq)
+        ).scalars()
+        return [json.loads(p) for p in payloads]
+
+
+def dead_pid() -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 def test_recovery_fails_only_jobs_whose_process_is_gone(served: Hub) -> None:
-    """This process's jobs and a live process's stay; a dead pid on this host, this pid under
+    """Jobs a registry of this process holds and a live process's stay; one of this process
+    that no registry holds (its final write failed), a dead pid on this host, this pid under
     another boot, and (PostgreSQL, which has heartbeats) a silent process elsewhere are gone.
     Finished jobs past ``keep_finished`` are deleted."""
     me = process_owner()
@@ -213,6 +250,7 @@ def test_recovery_fails_only_jobs_whose_process_is_gone(served: Hub) -> None:
     old = now - dt.timedelta(minutes=5)
     rows = [
         job_row("mine", me, heartbeat=old),
+        job_row("mine-unheld", me, heartbeat=now),
         job_row("alive-here", f"{host}:{os.getppid()}:x", heartbeat=now, status="queued"),
         job_row("dead-pid", f"{host}:{dead.stdout.strip()}:x", heartbeat=now),
         job_row("reused-pid", f"{host}:{pid}:an-earlier-boot", heartbeat=now),
@@ -230,11 +268,16 @@ def test_recovery_fails_only_jobs_whose_process_is_gone(served: Hub) -> None:
         s.add_all(rows)
     registry = UploadJobs(served)
     postgres = served.engine.dialect.name == "postgresql"
-    assert registry.recover() == (3 if postgres else 2)
+    jobs_module.PROCESS_JOBS.hold("mine")
+    try:
+        assert registry.recover() == (4 if postgres else 3)
+    finally:
+        jobs_module.PROCESS_JOBS.release("mine")
     with served.session() as s:
         status = {i: st for i, st in s.execute(select(UploadJobRow.id, UploadJobRow.status))}
     assert status == {
         "mine": "running",
+        "mine-unheld": "failed",
         "alive-here": "queued",
         "dead-pid": "failed",
         "reused-pid": "failed",
@@ -244,4 +287,146 @@ def test_recovery_fails_only_jobs_whose_process_is_gone(served: Hub) -> None:
     failed = registry.get(ADMIN, "dead-pid")
     assert failed.result is not None and failed.result["error"] == "server_restarted"
     assert socket.gethostname() == host
+    registry.shutdown()
+
+
+def test_a_job_that_finished_after_recovery_read_it_is_left_as_it_finished(served: Hub) -> None:
+    """The race of a job finishing and a recovery sweep: the sweep judged the job lost from
+    its (unlocked) read, the job then finished; the sweep's conditional UPDATE leaves it."""
+    with served.session() as s:
+        s.add(
+            job_row(
+                "racing",
+                f"{socket.gethostname()}:{dead_pid()}:x",
+                heartbeat=dt.datetime.now(dt.UTC),
+            )
+        )
+    registry = UploadJobs(served)
+    stale = registry.judge()
+    assert "racing" in stale.ids and stale.dead_owners
+    receipt = {"upload_id": "u-1", "status": "accepted"}
+    with served.session() as s:  # the owner finishes it now
+        row = s.get(UploadJobRow, "racing")
+        assert row is not None
+        row.status, row.result = "accepted", receipt
+        row.finished_at = dt.datetime.now(dt.UTC)
+    assert registry.fail(stale) == []
+    with served.session() as s:
+        row = s.get(UploadJobRow, "racing")
+        assert row is not None and (row.status, row.result) == ("accepted", receipt)
+    assert events_of(served, "upload.abandon") == []
+    registry.shutdown()
+
+
+def test_a_live_job_failed_by_recovery_stores_nothing(
+    served: Hub,
+    second: Hub,
+    police_csv: bytes,
+    spool_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another process wrongly judges a running job's process dead (a pid check gone wrong, a
+    clock skewed) and fails it: the upload, which goes on, can no longer commit. It rolls back:
+    no upload or record is stored, and the job stays failed."""
+    from fastapi.testclient import TestClient
+
+    from .test_uploads import table_counts
+
+    elsewhere = UploadJobs(second)
+    elsewhere.owner = "other-host.example:1:x"  # another process
+    monkeypatch.setattr(jobs_module, "owner_is_dead", lambda owner, me: True)
+    run_spool = jobs_module.UploadAttempt.run_spool
+    failed_meanwhile: list[int] = []
+
+    def failed_first(self: Any, *args: Any, **kwargs: Any) -> Any:
+        failed_meanwhile.append(elsewhere.recover())  # the job is running, its upload not begun
+        return run_spool(self, *args, **kwargs)
+
+    monkeypatch.setattr(jobs_module.UploadAttempt, "run_spool", failed_first)
+    headers = bearer(issue(served, "steward-police"))
+    before = table_counts(served)
+    with TestClient(create_app(served, spool_dir=spool_dir)) as client:
+        job_id = put(client, headers, police_csv, run_async=True).json()["job_id"]
+        job = wait_for(client, headers, job_id)
+        registry: UploadJobs = client.app.state.upload_jobs  # type: ignore[attr-defined]
+        deadline = dt.datetime.now() + dt.timedelta(seconds=30)
+        while registry.live(job_id) is not None:  # the job's thread lets it go
+            assert dt.datetime.now() < deadline, "the job thread never ended"
+    assert failed_meanwhile == [1]
+    assert job["status"] == "failed" and job["error"]["error"] == "server_restarted"
+    after = table_counts(served)
+    assert (after["uploads"], after["records"]) == (before["uploads"], before["records"])
+    with served.session() as s:
+        row = s.get(UploadJobRow, job_id)
+        assert row is not None and row.status == "failed"
+    assert [e["details"]["job"] for e in events_of(served, "upload.abandon")] == [job_id]
+    elsewhere.shutdown()
+
+
+def test_a_rejected_job_stores_no_column_name_from_the_file(
+    served: Hub, police_csv: bytes, spool_dir: Path
+) -> None:
+    """The file's header names an unlisted column "Marquise Whitfield": the job is rejected,
+    its stored row never holds that text (the report is redacted, as in the audit log), the
+    process that ran it still shows the steward the full report, and another process the
+    redacted one."""
+    from fastapi.testclient import TestClient
+
+    header, _, rest = police_csv.partition(b"\n")
+    lines = [header + b",Marquise Whitfield"] + [line + b",x" for line in rest.split(b"\n") if line]
+    content = b"\n".join(lines) + b"\n"
+    headers = bearer(issue(served, "steward-police"))
+    with TestClient(create_app(served, spool_dir=spool_dir)) as client:
+        job_id = put(client, headers, content, run_async=True).json()["job_id"]
+        job = wait_for(client, headers, job_id)
+    assert job["status"] == "rejected"
+    assert "Marquise Whitfield" in str(job["rejection"])  # the steward who sent it sees it
+    with served.engine.connect() as conn:
+        stored = conn.execute(select(UploadJobRow.__table__).where(UploadJobRow.id == job_id)).one()
+    assert "Marquise Whitfield" not in str(tuple(stored))
+    findings = stored.result["report"]["findings"]
+    unknown = [f for f in findings if f["rule"] == "unknown_column"]
+    assert unknown and all(f["column"] is None for f in unknown)
+    elsewhere = UploadJobs(served)
+    seen = elsewhere.get(ADMIN, job_id).view()
+    assert seen["status"] == "rejected" and "Marquise Whitfield" not in str(seen)
+    elsewhere.shutdown()
+
+
+def test_status_reads_write_nothing_and_recovery_deletes_only_spools_in_its_directory(
+    served: Hub, tmp_path: Path
+) -> None:
+    """A read leaves a lost job as it is (the sweep fails it); the sweep deletes a lost job's
+    spool in the spool directory, never a file a row names elsewhere."""
+    spools, outside = tmp_path / "spools", tmp_path / "outside"
+    spools.mkdir()
+    outside.mkdir()
+    inside_file = spools / "ovphub-spool-a.bin"
+    outside_file = outside / "ovphub-spool-b.bin"
+    other_name = spools / "hub.db.bin"
+    for f in (inside_file, outside_file, other_name):
+        f.write_bytes(b"x")
+    owner = f"{socket.gethostname()}:{dead_pid()}:x"
+    now = dt.datetime.now(dt.UTC)
+    with served.session() as s:
+        s.add_all(
+            [
+                job_row("in", owner, heartbeat=now, spool_path=str(inside_file)),
+                job_row("out", owner, heartbeat=now, spool_path=str(outside_file)),
+                job_row(
+                    "traversal",
+                    owner,
+                    heartbeat=now,
+                    spool_path=str(spools / ".." / "outside" / outside_file.name),
+                ),
+                job_row("named", owner, heartbeat=now, spool_path=str(other_name)),
+            ]
+        )
+    registry = UploadJobs(served, spool_dir=spools)
+    assert registry.get(ADMIN, "in").status == "running"
+    assert [j.status for j in registry.visible(ADMIN)] == ["running"] * 4
+    assert registry.recover() == 4
+    assert not inside_file.exists()
+    assert outside_file.exists() and other_name.exists()
+    assert {j.status for j in registry.visible(ADMIN)} == {"failed"}
     registry.shutdown()
