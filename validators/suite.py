@@ -26,18 +26,24 @@ Caveats, all great-expectations behaviour this module works around:
   its module-level ``HASH_THRESHOLD`` to 0 turns that off for the process (see
   ``_build_data_source``).
 * Each run has a fixed cost of about 0.25 s for the 35 field expectations of the police example
-  (great-expectations rebuilds expectation configurations thousands of times while planning),
-  on top of roughly 2.5 µs per row. Chunks of 100,000 rows or more keep that cost small:
-  measured 190,000 rows/s on 100,000 rows and 300,000 rows/s on 1,000,000 rows (2 cores).
+  (great-expectations rebuilds expectation configurations thousands of times while planning:
+  ``Expectation.configuration`` is a property that builds a new object on every access, about
+  4,700 times a run). During a run that property is memoized per expectation object
+  (:func:`_configurations_memoized`): the objects are not changed while a run plans and
+  evaluates, so the same configuration comes back; it saves about 0.1 s of every 100,000-row
+  chunk (0.62 -> 0.51 s, same report). On top of that, roughly 2.5 µs per row. Chunks of
+  100,000 rows or more keep that cost small: measured 190,000 rows/s on 100,000 rows and
+  300,000 rows/s on 1,000,000 rows (2 cores), before the memoizing.
   The police example's two named checks (37 expectations in all) add about 0.15 s of
   computation per 1,000,000 rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -200,7 +206,7 @@ def run_suite(dataset: Dataset, frame: pd.DataFrame, *, today: dt.date) -> Failu
     failures: dict[int, npt.NDArray[np.int64]] = {}
     if frame.empty or not unit.checks:
         return failures
-    with _LOCK:
+    with _LOCK, _configurations_memoized():
         try:
             batch = unit.batch_definition.get_batch(batch_parameters={"dataframe": frame})
             results = batch.validate(
@@ -231,6 +237,30 @@ def run_suite(dataset: Dataset, frame: pd.DataFrame, *, today: dt.date) -> Failu
         for i in indexes:
             failures[i] = positions
     return failures
+
+
+@contextlib.contextmanager
+def _configurations_memoized() -> Iterator[None]:
+    """For the length of one run (under :data:`_LOCK`, as every use of great-expectations here
+    is), ``Expectation.configuration`` returns the configuration it built first for each
+    expectation object; afterwards the property is as it was."""
+    from great_expectations.expectations.expectation import Expectation
+
+    original = Expectation.__dict__["configuration"]
+    built: dict[int, tuple[Any, Any]] = {}  # id -> (the object, kept alive; its configuration)
+
+    def configuration(self: Any) -> Any:
+        held = built.get(id(self))
+        if held is None or held[0] is not self:
+            held = built[id(self)] = (self, original.fget(self))
+        return held[1]
+
+    Expectation.configuration = property(configuration)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Expectation.configuration = original  # type: ignore[method-assign]
+        built.clear()
 
 
 def _forget_batches() -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from validator_factories import make_dataset, make_example_dataset, make_field, make_frame
+from validator_factories import (
+    make_dataset,
+    make_example_dataset,
+    make_field,
+    make_frame,
+    make_police_frame,
+)
 
 from validators import compile_checks, compile_suite, validate_extract
 from validators.suite import _data_source, compiled
@@ -64,3 +70,25 @@ def test_concurrent_validations_each_get_their_own_results():
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(failing_rows, range(8)))
     assert results == [(1, 1 + k + 2, 1 + 2 * (k + 2)) for k in range(8)]
+
+
+def test_memoized_configurations_give_the_same_report_and_end_with_the_run(monkeypatch):
+    """A run memoizes ``Expectation.configuration``; the report is the one great-expectations
+    gives without it, and the property is great-expectations' own again after the run."""
+    import contextlib
+
+    from great_expectations.expectations.expectation import Expectation
+
+    from validators import suite
+
+    dataset = make_example_dataset("police_victimizations")
+    frame = make_police_frame(300)
+    frame.loc[[3, 40, 41], "victim_sex"] = "Q"  # not an allowed value
+    frame.loc[[7], "victim_dob"] = "2999-01-01"  # after the incident
+    original = Expectation.__dict__["configuration"]
+    memoized = validate_extract(dataset, frame)
+    assert Expectation.__dict__["configuration"] is original
+    monkeypatch.setattr(suite, "_configurations_memoized", contextlib.nullcontext)
+    plain = validate_extract(dataset, frame)
+    assert memoized == plain and not memoized.ok
+    assert {f.column for f in memoized.findings} >= {"victim_sex", "victim_dob"}
