@@ -440,14 +440,23 @@ class Pseudonymizer:
         n = len(df)
         keys = df.get(self.dataset.record_key, None)
         raw_keys = keys.to_numpy(dtype=object) if keys is not None else np.full(n, None)
-        record_key = pa.array([self.record_key(k) for k in raw_keys], pa.string())
+        record_key = pa.array(
+            self.record_hasher.tokens(f"record_key|{normalize_record_key(k)}" for k in raw_keys),
+            pa.string(),
+        )
         values: dict[str, pa.Array] = {}
         for f in self.stored:
             if f.name == self.dataset.record_key and f.transform.kind == "keyed_hash":
                 values[f.name] = record_key  # the record key's own keyed hash: no second HMAC
                 continue
             codes, uniques = _codes(df.get(f.name, None), n)
-            out = [transform_value(f, u, self.record_hasher) for u in uniques]
+            out: list[str | None]
+            if f.transform.kind == "keyed_hash":  # as transform_value, in one pass
+                texts = [u.strip() for u in uniques]
+                hashed = iter(self.record_hasher.tokens(f"{f.name}|{t}" for t in texts if t))
+                out = [next(hashed) if t else None for t in texts]
+            else:
+                out = [transform_value(f, u, self.record_hasher) for u in uniques]
             values[f.name] = _dictionary(out, codes)
         tokens: dict[str, pa.Array] = {}
         for f, role in self.linked:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hub.context import open_keys
-from hub.keys import FileKeyStore, Hasher, KeyStoreError
+from hub.keys import FileKeyStore, Hasher, InMemoryKeyStore, KeyStoreError
 from hub.settings import Settings
 
 
@@ -73,3 +73,11 @@ def test_asking_for_an_unknown_key_id_is_a_clear_error(tmp_path: Path) -> None:
         InMemoryKeyStore.generate().master_key("nope")
     with pytest.raises(KeyStoreError, match="no key with id"):
         FileKeyStore.create(tmp_path / "hub.key").master_key("nope")
+
+
+def test_tokens_in_one_pass_are_the_tokens_one_by_one() -> None:
+    one = InMemoryKeyStore.generate()
+    values = ["record_key|V2026-000001", "case_number|JH000002", "", "José"]
+    for store in (one, one.rotated()):  # one key, and two layered after a rotation
+        hasher = Hasher(store, "records:police_victimizations")
+        assert hasher.tokens(iter(values)) == [hasher.token(v) for v in values]
