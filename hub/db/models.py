@@ -356,9 +356,11 @@ class UploadJobRow(Base):
     """An upload job (:mod:`hub.ingest.jobs`): who sent what, its status and progress, and at
     the end its result (the receipt, the rejection, or ``{error, detail}``). Kept in the
     database so every server process sees every job and a restart forgets none. ``owner`` names
-    the process running it (``host:pid:boot``) and ``heartbeat_at`` when that process last said
-    it was alive; ``spool_path`` is the job's encrypted spool file where it has a name (it has
-    none where the platform unlinks it at once). No row holds a value from the file."""
+    the process running it (``host:pid:boot.token``) and ``heartbeat_at`` when that process last
+    said it was alive, in database time; ``spool_path`` is the job's encrypted spool file where
+    it has a name (it has none where the platform unlinks it at once). No row holds a value or
+    a header name from the file: a rejection's report is stored redacted
+    (:func:`hub.ingest.attempts.redacted_report`)."""
 
     __tablename__ = "upload_jobs"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

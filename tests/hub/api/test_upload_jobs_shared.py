@@ -352,6 +352,7 @@ def test_a_live_job_failed_by_recovery_stores_nothing(
         deadline = dt.datetime.now() + dt.timedelta(seconds=30)
         while registry.live(job_id) is not None:  # the job's thread lets it go
             assert dt.datetime.now() < deadline, "the job thread never ended"
+            threading.Event().wait(0.02)
     assert failed_meanwhile == [1]
     assert job["status"] == "failed" and job["error"]["error"] == "server_restarted"
     after = table_counts(served)
@@ -430,3 +431,90 @@ def test_status_reads_write_nothing_and_recovery_deletes_only_spools_in_its_dire
     assert outside_file.exists() and other_name.exists()
     assert {j.status for j in registry.visible(ADMIN)} == {"failed"}
     registry.shutdown()
+
+
+def test_a_final_write_that_keeps_failing_leaves_the_job_to_the_sweep(
+    served: Hub, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rejection whose status write fails is retried; if every try fails, the job is no
+    longer held by this process, so the next sweep fails it (never "running" forever). A write
+    that fails once and then succeeds records the rejection."""
+    from fastapi.testclient import TestClient
+
+    from .test_upload_jobs import bad_police_csv
+
+    monkeypatch.setattr(jobs_module, "FINAL_WRITE_BACKOFF", (0.01, 0.01))
+    move = UploadJobs.move
+    failures = {"left": 1}
+
+    def flaky(self: UploadJobs, job_id: str, to: Any, *args: Any, **kw: Any) -> bool:
+        final = to in (jobs_module.JobStatus.rejected, jobs_module.JobStatus.failed)
+        if final and failures["left"] > 0:
+            failures["left"] -= 1
+            raise OSError("the database went away")
+        return move(self, job_id, to, *args, **kw)
+
+    monkeypatch.setattr(UploadJobs, "move", flaky)
+    headers = bearer(issue(served, "steward-police"))
+    with TestClient(create_app(served, spool_dir=spool_dir)) as client:
+        retried = put(client, headers, bad_police_csv(), run_async=True).json()["job_id"]
+        assert wait_for(client, headers, retried)["status"] == "rejected"
+
+        failures["left"] = 10**6
+        lost = put(client, headers, b"x" + bad_police_csv(), run_async=True).json()["job_id"]
+        registry: UploadJobs = client.app.state.upload_jobs  # type: ignore[attr-defined]
+        deadline = dt.datetime.now() + dt.timedelta(seconds=30)
+        while registry.live(lost) is not None:
+            assert dt.datetime.now() < deadline, "the job thread never ended"
+            threading.Event().wait(0.02)
+        assert registry.get(ADMIN, lost).status == "running"  # its final write never landed
+        assert registry.recover() == 1
+        job = registry.get(ADMIN, lost)
+        assert job.status == "failed" and job.result == jobs_module.SERVER_RESTARTED
+
+
+def test_the_sweeper_thread_fails_a_lost_job_while_the_app_runs(
+    served: Hub, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(served.settings, "upload_job_sweep_seconds", 0.05)
+    with TestClient(create_app(served, spool_dir=spool_dir)):
+        owner = f"{socket.gethostname()}:{dead_pid()}:x"
+        with served.session() as s:  # a job lost after start-up
+            s.add(job_row("lost-later", owner, heartbeat=dt.datetime.now(dt.UTC)))
+        deadline = dt.datetime.now() + dt.timedelta(seconds=30)
+        while True:
+            with served.session() as s:
+                row = s.get(UploadJobRow, "lost-later")
+                assert row is not None
+                if row.status == "failed":
+                    break
+            assert dt.datetime.now() < deadline, "the sweeper never failed the lost job"
+            threading.Event().wait(0.05)
+
+
+def test_a_heartbeat_touches_only_jobs_still_running_here(served: Hub) -> None:
+    registry = UploadJobs(served)
+    now = dt.datetime.now(dt.UTC)
+    with served.session() as s:
+        s.add_all(
+            [
+                job_row("beating", registry.owner, heartbeat=now),
+                job_row("failed-meanwhile", registry.owner, heartbeat=now, status="failed"),
+                job_row("someone-elses", "other-host.example:1:x", heartbeat=now),
+            ]
+        )
+    assert registry.beat(["beating", "failed-meanwhile", "someone-elses"]) == ["beating"]
+    registry.shutdown()
+
+
+def test_an_owner_from_an_earlier_boot_of_this_host_is_dead() -> None:
+    host = socket.gethostname()
+    me = f"{host}:{os.getpid()}:bbbbbbbb.mine"
+    alive = os.getppid()
+    assert jobs_module.owner_is_dead(f"{host}:{alive}:aaaaaaaa.theirs", me)
+    assert not jobs_module.owner_is_dead(f"{host}:{alive}:bbbbbbbb.theirs", me)
+    assert not jobs_module.owner_is_dead(f"{host}:{alive}:no-boot-id", me)
+    assert not jobs_module.owner_is_dead(me, me)  # this process: judged by its registries
+    assert jobs_module.owner_is_dead(f"{host}:{os.getpid()}:bbbbbbbb.earlier", me)
