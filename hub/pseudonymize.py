@@ -71,6 +71,36 @@ from validators.keys import normalize_record_key
 
 NICKNAMES = Path(__file__).parent / "data" / "nicknames.txt"
 SUFFIXES = {"JR", "SR", "II", "III", "IV", "V", "2ND", "3RD"}
+PLACEHOLDER_NAMES = Path(__file__).parent / "data" / "placeholder_names.txt"
+
+#: The token columns of a first name, and of a surname (a middle name goes with the first).
+FIRST_NAME_COLUMNS = ("t_fn", "t_fn2", "t_fi", "t_fsx", "t_sw", "t_mn")
+SURNAME_COLUMNS = ("t_ln", "t_ln2", "t_ln3", "t_lsx")
+
+
+@dataclass(frozen=True)
+class Placeholders:
+    """The names of :data:`PLACEHOLDER_NAMES`, normalized and joined (see that file)."""
+
+    surnames: frozenset[str]
+    firsts: frozenset[str]
+    names: frozenset[tuple[str, str]]
+
+
+@cache
+def placeholders() -> Placeholders:
+    surnames, firsts, names = set(), set(), set()
+    for line in PLACEHOLDER_NAMES.read_text().splitlines():
+        kind, *words = line.split("#")[0].split() or [""]
+        if kind == "surname":
+            surnames.add("".join(normalize_name(words[0])))
+        elif kind == "first":
+            firsts.add("".join(normalize_name(words[0])))
+        elif kind == "name":
+            names.add(("".join(normalize_name(words[0])), "".join(normalize_name(words[1]))))
+    return Placeholders(frozenset(surnames), frozenset(firsts), frozenset(names))
+
+
 TRUE_WORDS = {"true", "t", "yes", "y", "1"}
 FALSE_WORDS = {"false", "f", "no", "n", "0"}
 LINKAGE_PURPOSE = "linkage"
@@ -483,7 +513,34 @@ class Pseudonymizer:
                     self.link_token(family, v[column]) if column in v else None for v in variants
                 ]
                 tokens[column] = _spread(found, codes, pa.int64())
+        self._drop_placeholder_names(df, tokens)
         return PseudonymizedFrame(record_key, values, tokens)
+
+    def _drop_placeholder_names(self, df: pd.DataFrame, tokens: dict[str, pa.Array]) -> None:
+        """Null the name tokens of rows under a placeholder name (:func:`placeholders`): all of
+        them for a placeholder surname or full name, the first name's for a placeholder first
+        name."""
+        roles = {role: f for f, role in self.linked}
+        first_f, last_f = roles.get(LinkRole.first_name), roles.get(LinkRole.last_name)
+        if first_f is None and last_f is None:
+            return
+        n, known = len(df), placeholders()
+        fcodes, firsts = _codes(df.get(first_f.name, None) if first_f else None, n)
+        lcodes, lasts = _codes(df.get(last_f.name, None) if last_f else None, n)
+        fkey = ["".join(normalize_name(v)) for v in firsts] + [""]  # code -1 reads the last
+        lkey = ["".join(normalize_name(v)) for v in lasts] + [""]
+        whole = np.array([k in known.surnames for k in lkey])[lcodes]
+        full_surnames = {last for _, last in known.names}
+        for i in np.flatnonzero(np.array([k in full_surnames for k in lkey])[lcodes]):
+            whole[i] |= (fkey[fcodes[i]], lkey[lcodes[i]]) in known.names
+        first = whole | np.array([k in known.firsts for k in fkey])[fcodes]
+        for columns, rows in ((FIRST_NAME_COLUMNS, first), (SURNAME_COLUMNS, whole)):
+            if not rows.any():
+                continue
+            mask = pa.array(rows)
+            for column in columns:
+                if column in tokens:
+                    tokens[column] = pc.if_else(mask, pa.nulls(n, pa.int64()), tokens[column])
 
     def _age_tokens(
         self, df: pd.DataFrame, f: DatasetField, linkable: npt.NDArray[np.bool_] | None

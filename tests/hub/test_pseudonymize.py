@@ -103,6 +103,29 @@ def test_age_tokens_of_a_chunk_are_those_of_each_row() -> None:
             assert got == expected, (i, column)
 
 
+def test_placeholder_names_give_no_name_tokens() -> None:
+    """Unknown trauma patients ("Xray Trauma"), John and Jane Doe and "Baby Boy" newborns are
+    many different people under one name: their name tokens are dropped (the surname of a
+    newborn is kept), and they keep every other token."""
+    p = make_pseudonymizer()
+    names = {"t_fn", "t_fn2", "t_fi", "t_fsx", "t_sw", "t_mn", "t_ln", "t_ln2", "t_ln3", "t_lsx"}
+
+    def columns(first: str, last: str) -> set[str]:
+        row = make_police_row(1, victim_first_name=first, victim_last_name=last)
+        out = p.frame(pd.DataFrame([row, make_police_row(2)])).tokens
+        return {c for c, values in out.items() if values[0].is_valid}
+
+    for first, last in (("Xray", "Trauma"), ("YANKEE", "trauma"), ("John", "Doe"), ("jane", "DOE")):
+        kept = columns(first, last)
+        assert not kept & names, (first, last)
+        assert {"t_dob", "t_sex", "t_zip"} <= kept
+    newborn = columns("Baby Boy", "Whitfield")
+    assert "t_ln" in newborn and not newborn & {"t_fn", "t_fi", "t_fsx", "t_sw", "t_mn"}
+    assert {"t_fn", "t_ln"} <= columns("John", "Doe-Smith") and {"t_fn", "t_ln"} <= columns(
+        "Jon", "Doe"
+    )
+
+
 def test_same_person_at_two_agencies_shares_tokens_despite_nickname_and_case() -> None:
     p = make_pseudonymizer()
     a = families_of(p, make_police_row(1, victim_first_name="William", victim_last_name="Hayes"))
