@@ -80,7 +80,7 @@ from hub import audit
 from hub.auth.policies import Actor, Permission, Role, can_view_upload, check_permission
 from hub.db.models import UploadJobRow, User
 from hub.errors import HubError, NotFound, UploadRejected
-from hub.ingest.attempts import UploadAttempt, redacted_error
+from hub.ingest.attempts import UploadAttempt, redacted_error, redacted_report
 from hub.ingest.service import Receipt, as_utc
 from hub.ingest.spool import EncryptedSpool
 
@@ -719,7 +719,7 @@ class UploadJobs:
         if live.spool.closed or not self.move(live.id, JobStatus.running):
             return  # the pool is shutting down, or another process failed the job
         try:
-            live.attempt.run_spool(
+            receipt = live.attempt.run_spool(
                 self.hub,
                 live.spool,
                 progress=live.progress,
@@ -735,13 +735,15 @@ class UploadJobs:
             # The message of an unexpected error may quote the file; log its type only.
             log.error("upload job %s failed with %s", live.id, type(exc).__name__)
             self._finish(live, JobStatus.failed, dict(INTERNAL_ERROR))
+        else:
+            self._keep(live.id, JobStatus.accepted, receipt.to_dict())
 
     def _accept(self, session: Session, live: RunningJob, receipt: Receipt) -> None:
         # The upload's last statement, in its own transaction: no row, no upload.
         stmt = self._move_stmt(
             live.id,
             JobStatus.accepted,
-            receipt.to_dict(),
+            stored_receipt(receipt.to_dict()),
             max(live.rows_done, receipt.rows_received),
         )
         if _rowcount(session, stmt) != 1:
@@ -806,6 +808,14 @@ class UploadJobs:
             .returning(UploadJobRow.id)
         )
         return self.hub.transact(lambda s: list(s.execute(stmt).scalars()), retries=0)
+
+
+def stored_receipt(receipt: dict[str, Any]) -> dict[str, Any]:
+    """A receipt as ``upload_jobs`` stores it: its warnings redacted like a rejection's report
+    (an ``unknown_column`` warning, under an agreement that drops unlisted columns, names a
+    column from the file's header)."""
+    warnings = redacted_report({"findings": receipt.get("warnings") or []})["findings"]
+    return {**receipt, "warnings": warnings}
 
 
 def _added(session: Session, row: UploadJobRow) -> UploadJob:

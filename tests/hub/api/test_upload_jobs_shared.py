@@ -518,3 +518,21 @@ def test_an_owner_from_an_earlier_boot_of_this_host_is_dead() -> None:
     assert not jobs_module.owner_is_dead(f"{host}:{alive}:no-boot-id", me)
     assert not jobs_module.owner_is_dead(me, me)  # this process: judged by its registries
     assert jobs_module.owner_is_dead(f"{host}:{os.getpid()}:bbbbbbbb.earlier", me)
+
+
+def test_an_accepted_jobs_stored_receipt_names_no_column_from_the_file() -> None:
+    """Under an agreement that drops unlisted columns the receipt warns about each by name;
+    ``upload_jobs`` stores the warning without it (the running process keeps the full one)."""
+    warning = {
+        "rule": "unknown_column",
+        "column": "Marquise Whitfield",
+        "severity": "warning",
+        "failing_rows": 0,
+        "first_rows": [],
+        "message": 'The file has a column "Marquise Whitfield" that the agreement does not list.',
+    }
+    declared = {**warning, "rule": "missing_column", "column": "victim_dob", "message": "m"}
+    stored = jobs_module.stored_receipt({"upload_id": "u", "warnings": [warning, declared]})
+    assert "Marquise Whitfield" not in str(stored)
+    assert stored["upload_id"] == "u" and stored["warnings"][1] == declared
+    assert stored["warnings"][0]["rule"] == "unknown_column"
