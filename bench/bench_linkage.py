@@ -336,10 +336,12 @@ class Tokens:
             self.present[c] = col.notna().to_numpy(dtype=bool)
             self.values[c] = col.fillna(0).to_numpy(dtype=np.int64)
 
-    def agree(self, family: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def agree(
+        self, family: str, a: np.ndarray, b: np.ndarray, columns: dict[str, list[str]] = FAMILIES
+    ) -> np.ndarray:
         out = np.zeros(len(a), dtype=bool)
-        for x in FAMILIES[family]:
-            for y in FAMILIES[family]:
+        for x in columns[family]:
+            for y in columns[family]:
                 out |= (
                     (self.values[x][a] == self.values[y][b])
                     & self.present[x][a]
@@ -404,7 +406,7 @@ def diagnose(
     false pairs agree on. A pair is blocked as the engine blocks it: within one dataset or
     across a permitted pair (``dataset_pairs``, from the run), agreeing on every family of
     some blocking rule."""
-    from hub.linkage.engine import BLOCKING_RULES
+    from hub.linkage.engine import BLOCK_COLUMNS, BLOCKING_RULES
 
     with hub.session() as s:
         frame = _stored(s, hub.keys, truth)
@@ -426,7 +428,7 @@ def diagnose(
     for rule in BLOCKING_RULES:
         hit = np.ones(len(ta), dtype=bool)
         for family in rule:
-            hit &= tokens.agree(family, ta, tb)
+            hit &= tokens.agree(family, ta, tb, BLOCK_COLUMNS)
         by_rule["+".join(rule)] = int(hit.sum())
         blocked |= hit
     if SWAPPED:  # the engine's extra rule when first names are keyed as surnames too

@@ -492,8 +492,7 @@ class Pseudonymizer:
         for f, role in self.linked:
             assert role is not None
             if role == LinkRole.age:
-                tokens.update(self._age_tokens(df, f, linkable))
-                continue
+                continue  # below, once the birth dates are known
             codes, uniques = _codes(df.get(f.name, None), n)
             if linkable is not None and not linkable.all():
                 # An unlinkable row gets a null token, and a value only such rows hold is never
@@ -513,6 +512,16 @@ class Pseudonymizer:
                     self.link_token(family, v[column]) if column in v else None for v in variants
                 ]
                 tokens[column] = _spread(found, codes, pa.int64())
+        # An age only where the birth date is missing: beside one, it adds nothing, and whether
+        # t_by equals t_ay or t_ay2 would tell whether the birthday came before the event day.
+        dated = (
+            tokens["t_dob"].is_valid().to_numpy(zero_copy_only=False) if "t_dob" in tokens else None
+        )
+        for f, role in self.linked:
+            if role == LinkRole.age:
+                undated = ~dated if dated is not None else np.ones(n, dtype=bool)
+                aged = undated if linkable is None else undated & linkable
+                tokens.update(self._age_tokens(df, f, aged))
         self._drop_placeholder_names(df, tokens)
         return PseudonymizedFrame(record_key, values, tokens)
 

@@ -14,8 +14,9 @@ first name     same first word (term-frequency adjusted) / first name and surnam
 surname        same surname (term-frequency adjusted) / a word of a compound surname in common /
                same Soundex / else
 birth date     same / day and month swapped / same month and day (a year typo) / same year /
-               with one side's birth date missing, its age: birth year fits the age / does not
-               fit / else (null: either side has neither a birth date nor an age)
+               where a birth date is missing, the age: birth year fits the age / ages fit each
+               other / does not fit / else (null: either side has neither a birth date nor an
+               age; ages are made only for records without a birth date)
 middle name    same / else
 sex            same / else
 ZIP            same ZIP / same ZIP3 / else (ZIP3 alone when no record has a whole ZIP)
@@ -89,7 +90,7 @@ BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
 )
 
 #: Families with more than one token column are blocked on as arrays (DuckDB explodes them).
-_ARRAY_FAMILIES = ("fn", "ln", "dob", "md")
+_ARRAY_FAMILIES = ("fn", "ln", "dob", "md", "by")
 
 #: EM sessions, in order: the block, and whether the share of matches in it is held at the
 #: value the model already implies. A block fixes the comparisons it is made of, so names are
@@ -127,12 +128,16 @@ M_PRIORS: dict[str, list[float]] = {
 NO_BIRTH_YEAR = (
     '(("t_by_l" IS NULL AND "t_ay_l" IS NULL) OR ("t_by_r" IS NULL AND "t_ay_r" IS NULL))'
 )
-#: Some record of the pair has no birth date (so, past the null level, only an age).
+#: Some record of the pair has no birth date (so, past the null level, only an age); one has;
+#: neither has. Ages (``t_ay``, ``t_ay2``) are made only for records without a birth date.
 UNDATED = '("t_dob_l" IS NULL OR "t_dob_r" IS NULL)'
-#: Prior ``m`` of "birth year fits the age" and "does not fit" (the others scaled down to make
-#: room): about 5% of matched pairs have a birth date on one side only (the synthetic
-#: population's agencies leave out 2.5-20%), and the age is nearly always right.
-AGE_PRIORS = [0.05, 0.003]
+ONE_DATED = '(("t_dob_l" IS NULL) <> ("t_dob_r" IS NULL))'
+NONE_DATED = '("t_dob_l" IS NULL AND "t_dob_r" IS NULL)'
+#: Prior ``m`` of "birth year fits the age", "ages fit each other" and "does not fit" (the
+#: others scaled down to make room): about 5% of matched pairs have a birth date on one side
+#: only (the synthetic population's agencies leave out 2.5-20%), about 1% on neither, and the
+#: age is nearly always right.
+AGE_PRIORS = [0.04, 0.01, 0.003]
 
 #: Each record's first name equals the other's surname and the other way round (``t_sw`` is the
 #: first name keyed as a surname), and its prior ``m``.
@@ -161,6 +166,11 @@ COMPARISON_COLUMNS: dict[str, str] = {
 _FAMILY_COLUMNS: dict[str, list[str]] = {}
 for _column, _family in TOKEN_COLUMNS.items():
     _FAMILY_COLUMNS.setdefault(_family, []).append(_column)
+
+#: The token columns a family blocks on: its own, and for the birth year also the years an age
+#: allows (hashed in its domain), so that a record with only an age is blocked on it too.
+BLOCK_COLUMNS: dict[str, list[str]] = {f: list(c) for f, c in _FAMILY_COLUMNS.items()}
+BLOCK_COLUMNS["by"] = [*_FAMILY_COLUMNS["by"], *_FAMILY_COLUMNS["ay"]]
 
 
 @dataclass(frozen=True)
@@ -291,8 +301,11 @@ def _comparisons(present: Collection[str]) -> list[Any]:
                 level('"t_by_l" = "t_by_r"', "same year"),
                 *(
                     [
-                        level(f"{UNDATED} AND {_any_equal('by', 'ay')}", "birth year fits the age"),
-                        level(UNDATED, "birth year does not fit the age"),
+                        level(
+                            f"{ONE_DATED} AND {_any_equal('by', 'ay')}", "birth year fits the age"
+                        ),
+                        level(f"{NONE_DATED} AND {_any_equal('ay')}", "ages fit each other"),
+                        level(UNDATED, "birth year or age does not fit"),
                     ]
                     if "t_ay" in present
                     else []
@@ -345,7 +358,7 @@ def _blocking_rules(present: Collection[str]) -> list[Any]:
     rules = [
         _rule(*(f"k_{f}" for f in rule), explode=[f"k_{f}" for f in rule if f in _ARRAY_FAMILIES])
         for rule in BLOCKING_RULES
-        if all(any(c in present for c in _FAMILY_COLUMNS[f]) for f in rule)
+        if all(any(c in present for c in BLOCK_COLUMNS[f]) for f in rule)
     ]
     if "t_sw" in present:  # names swapped
         rules.append(CustomRule(f"l.t_sw = r.t_ln AND l.t_ln = r.t_sw AND {PERMITTED}"))
@@ -409,7 +422,7 @@ def _records_sql(present: Collection[str]) -> str:
     """The engine's input table: tokens plus the ``k_`` blocking copies (arrays of a family's
     non-null tokens for the families in :data:`_ARRAY_FAMILIES`)."""
     blocks = []
-    for family, columns in _FAMILY_COLUMNS.items():
+    for family, columns in BLOCK_COLUMNS.items():
         if family in _ARRAY_FAMILIES:
             items = ", ".join(f'"{c}"' for c in columns)
             blocks.append(f"list_distinct([{items}]) AS k_{family}")  # drops nulls
@@ -419,14 +432,40 @@ def _records_sql(present: Collection[str]) -> str:
     return f"SELECT unique_id, k_bit, k_mask, {tokens}, {', '.join(blocks)} FROM frame"
 
 
+def _train_m(training: Any, settings: EngineSettings) -> str:
+    """EM over :data:`TRAINING_SESSIONS`; ``"em"`` when a session trained, else ``"priors"``.
+    A session whose block holds too few pairs to train on (a roster and a partner that do
+    not overlap yet, say) is skipped rather than failing the run."""
+    from splink.internals.exceptions import EMTrainingException
+
+    trained = "priors"
+    for block, hold_share in TRAINING_SESSIONS:
+        try:
+            training.estimate_parameters_using_expectation_maximisation(
+                _rule(*block),
+                fix_probability_two_random_records_match=hold_share,
+                max_pairs=settings.em_max_pairs,
+            )
+        except (EMTrainingException, ValueError, ZeroDivisionError) as exc:
+            logging.getLogger(__name__).info(
+                "EM on %s skipped: %s", "+".join(block), type(exc).__name__
+            )
+            continue
+        trained = "em"
+    return trained
+
+
 def _u_for_unseen(model: dict[str, Any], sampled: float) -> dict[str, Any]:
     """Give every level random sampling never saw a ``u``; without one Splink falls back to a
     default by level position (about 0.001), which made the names-swapped level, unseen among
     10 million random pairs of 400,000 records, worth only about 3 bits.
 
     The names-swapped level's ``u`` is about u(same first name) x u(same surname), the chance
-    that a random pair agrees on both names, crosswise; any other unseen level gets one in
-    ``sampled`` (the pairs sampled), a bound it stayed under."""
+    that a random pair agrees on both names, crosswise (at least one in ``sampled``, the pairs
+    sampled). Any other unseen level gets its starting ``m``, so it starts as no evidence
+    either way: unseen may only mean that the records it needs (those with only an age, say)
+    lie outside the datasets sampled, and a small ``u`` would make even a disagreement level
+    count for a match."""
     levels = {c["output_column_name"]: c["comparison_levels"] for c in model["comparisons"]}
 
     def exact_u(name: str) -> float | None:
@@ -437,11 +476,12 @@ def _u_for_unseen(model: dict[str, Any], sampled: float) -> dict[str, Any]:
         for level in comparison["comparison_levels"]:
             if level.get("is_null_level") or level.get("u_probability") is not None:
                 continue
-            u = 1 / max(sampled, 1)
+            floor = 1 / max(sampled, 1)
             fn, ln = exact_u("first_name"), exact_u("surname")
             if level.get("sql_condition") == SWAPPED_NAMES and fn and ln:
-                u = max(fn * ln, u)
-            level["u_probability"] = u
+                level["u_probability"] = max(fn * ln, floor)
+            else:
+                level["u_probability"] = level.get("m_probability") or floor
     return model
 
 
@@ -538,19 +578,16 @@ def link(
         lap("u")
         training = linker.training
         _estimate_match_share(training)
+        # With no exact agreement at all (distinct people only, so far) the estimate is 0,
+        # which EM cannot start from and no evidence could overcome: hold it at one pair in all.
+        all_pairs = len(frame) * (len(frame) - 1) / 2
+        held = linker._settings_obj  # Splink keeps the share there; it has no public setter
+        if held._probability_two_random_records_match < 1 / all_pairs:
+            held._probability_two_random_records_match = 1 / all_pairs
         trained = "priors"
         if len(frame) >= settings.min_records_to_train:
-            trained = "em"
-            for block, hold_share in TRAINING_SESSIONS:
-                training.estimate_parameters_using_expectation_maximisation(
-                    _rule(*block),
-                    fix_probability_two_random_records_match=hold_share,
-                    max_pairs=settings.em_max_pairs,
-                )
+            trained = _train_m(training, settings)
         model = linker.misc.save_model_to_json()
-        # With no exact agreement at all (a handful of distinct people) the estimate is 0, which
-        # no evidence could overcome: hold it at one pair in all.
-        all_pairs = len(frame) * (len(frame) - 1) / 2
         # And never above even odds: in a handful of records that nearly all agree (one person
         # many times), the share can come out near 1, which no evidence could overcome either.
         model["probability_two_random_records_match"] = min(

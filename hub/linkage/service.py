@@ -36,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.agreements.service import Governing, check_in_force, current_versions
+from hub.agreements.service import check_in_force, current_versions
 from hub.db.models import LinkageChange, LinkageRun, PersonLink, Record, utcnow
 from hub.db.records import lock_datasets
 from hub.errors import AgreementRefused
@@ -76,39 +76,29 @@ class Change:
 
 def permitted_pairs(session: Session, today: dt.date) -> tuple[set[str], set[frozenset[str]]]:
     """Datasets under an in-force agreement, and the dataset pairs both agreements permit."""
-    in_force = _in_force(session, today)
-    return set(in_force), _pairs_of(in_force)
+    in_force, pairs, _ = linkage_scope(session, today)
+    return in_force, pairs
 
 
-def one_record_per_person(session: Session, today: dt.date) -> set[str]:
-    """Datasets under an in-force agreement that declare each person at most once
-    (``one_record_per_person``): linkage never joins two of their records."""
-    return {
-        ds.id
-        for gov in _in_force_versions(session, today)
-        for ds in gov.spec.datasets
-        if ds.one_record_per_person
-    }
-
-
-def _in_force_versions(session: Session, today: dt.date) -> list[Governing]:
-    out = []
+def linkage_scope(
+    session: Session, today: dt.date
+) -> tuple[set[str], set[frozenset[str]], set[str]]:
+    """Datasets under an in-force agreement, the dataset pairs both agreements permit, and the
+    datasets that declare each person at most once (``one_record_per_person``: linkage never
+    joins two of their records). Each agreement's signatures are checked once."""
+    terms: dict[str, tuple[bool, set[str]]] = {}
+    distinct: set[str] = set()
     for gov in current_versions(session):
         try:
             check_in_force(gov, today, "linked", session)
         except AgreementRefused:
             continue
-        out.append(gov)
-    return out
-
-
-def _in_force(session: Session, today: dt.date) -> dict[str, tuple[bool, set[str]]]:
-    in_force: dict[str, tuple[bool, set[str]]] = {}
-    for gov in _in_force_versions(session, today):
         link = gov.spec.linkage
         for ds in gov.spec.datasets:
-            in_force[ds.id] = (link.permitted, set(link.link_with) - set(link.prohibited_with))
-    return in_force
+            terms[ds.id] = (link.permitted, set(link.link_with) - set(link.prohibited_with))
+            if ds.one_record_per_person:
+                distinct.add(ds.id)
+    return set(terms), _pairs_of(terms), distinct
 
 
 def _pairs_of(in_force: dict[str, tuple[bool, set[str]]]) -> set[frozenset[str]]:
@@ -339,8 +329,7 @@ def run_linkage(
     clock = time.perf_counter()
     settings = settings or EngineSettings()
     today = today or dt.date.today()
-    in_force, pairs = permitted_pairs(session, today)
-    distinct = one_record_per_person(session, today)
+    in_force, pairs, distinct = linkage_scope(session, today)
     run = LinkageRun(status="running", method=engine.METHOD, params={})
     session.add(run)
     session.flush()

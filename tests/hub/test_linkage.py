@@ -162,9 +162,10 @@ def test_an_age_tells_namesakes_apart_where_the_birth_date_is_missing() -> None:
     frame = token_frame(rows)
     result = engine.link(frame, {frozenset("ab")})
     levels = result.model["comparisons"][2]["comparison_levels"]
-    assert [lv.get("label_for_charts") for lv in levels][5:7] == [
+    assert [lv.get("label_for_charts") for lv in levels][5:8] == [
         "birth year fits the age",
-        "birth year does not fit the age",
+        "ages fit each other",
+        "birth year or age does not fit",
     ]
     b_id = 402 + 10  # 401 records at a, then b's in order
     assert same_person(result, 11, b_id) and not same_person(result, 401, b_id)
@@ -196,11 +197,13 @@ def test_one_name_in_the_others_place_still_links() -> None:
 
 def test_a_level_random_sampling_never_saw_gets_a_u_of_its_own() -> None:
     """Unseen, Splink would give the level a default ``u`` by position (about 0.001): the
-    names-swapped level gets u(same first name) x u(same surname), any other one in the
-    pairs sampled; levels seen keep theirs."""
+    names-swapped level gets u(same first name) x u(same surname), any other its starting
+    ``m`` (no evidence either way: a disagreement level must never count for a match because
+    sampling missed it); levels seen keep theirs."""
 
     def lv(label: str, u: float | None = None, sql: str = "x") -> dict[str, object]:
         out: dict[str, object] = {"label_for_charts": label, "sql_condition": sql}
+        out["m_probability"] = 0.03
         return out if u is None else {**out, "u_probability": u}
 
     null = {"is_null_level": True, "sql_condition": "null"}
@@ -224,7 +227,7 @@ def test_a_level_random_sampling_never_saw_gets_a_u_of_its_own() -> None:
     out = engine._u_for_unseen(model, 1e7)
     first, surname = (c["comparison_levels"] for c in out["comparisons"])
     assert first[2]["u_probability"] == pytest.approx(0.004 * 0.0005)
-    assert surname[2]["u_probability"] == pytest.approx(1e-7)
+    assert surname[2]["u_probability"] == pytest.approx(0.03)
     assert [first[1]["u_probability"], surname[3]["u_probability"]] == [0.004, 0.99]
     assert "u_probability" not in first[0]
 
@@ -250,6 +253,36 @@ def test_records_of_a_distinct_dataset_are_never_compared_or_joined() -> None:
     # One distinct dataset alone has no pair to compare: no model is needed.
     alone = engine.link(token_frame([("a", p) for p in people]), set(), distinct={"a"})
     assert alone.trained == "none" and len(set(alone.cluster.tolist())) == 400
+
+
+def test_a_roster_and_a_partner_that_do_not_overlap_yet_still_link() -> None:
+    """Roster ``a`` (one record per person, 2,000 of them, 30 keyed twice by mistake) and
+    partner ``b`` share no person: no pair agrees on name and birth date, the match share
+    estimates at 0 and EM's birth-date block is empty. The run holds the share at one pair in
+    all, skips what it cannot train, and keeps everyone apart."""
+    people = token_people(2010, seed=1)
+    rows = [("a", p) for p in [*people[:2000], *people[:30]]] + [("b", p) for p in people[2000:]]
+    settings = engine.EngineSettings(u_max_pairs=2e5)
+    result = engine.link(token_frame(rows), {frozenset("ab")}, settings, distinct={"a"})
+    assert len(set(result.cluster.tolist())) == 2040
+
+
+def test_age_levels_unseen_by_sampling_are_no_evidence_either_way() -> None:
+    """The datasets sampled for ``u`` (``s``) hold no record with only an age, so random
+    sampling never sees the age levels; a disagreement must not then count for a match."""
+    people = token_people(500, seed=3)
+    rows: list[tuple[str, dict[str, int | None]]] = [("s", p) for p in people[:300]]
+    for name, group in (("p", people[300:400]), ("h", people[350:450])):
+        for i, p in enumerate(group):
+            q = dict(p, t_ay=p["t_by"], t_ay2=int(p["t_by"] or 0) - 1)
+            if i % 2:
+                q.update(t_dob=None, t_dob2=None, t_by=None, t_md=None, t_md2=None)
+            rows.append((name, q))
+    result = engine.link(token_frame(rows), {frozenset("ph")})
+    birth = next(c for c in result.model["comparisons"] if c["output_column_name"] == "birth_date")
+    level = {lv.get("label_for_charts"): lv for lv in birth["comparison_levels"]}
+    misfit = level["birth year or age does not fit"]
+    assert misfit["m_probability"] <= misfit["u_probability"] * (1 + 1e-9)  # weight <= 0
 
 
 def test_datasets_not_permitted_together_are_never_linked(two_agencies: pd.DataFrame) -> None:

@@ -78,7 +78,13 @@ def test_a_record_with_only_an_age_meets_a_dated_record_on_the_birth_year() -> N
     assert not dated["by"] & older["ay"]
     assert "by" not in undated and "ay" not in families_of(p, make_police_row(4, victim_age=""))
     assert "ay" not in families_of(p, make_police_row(5, incident_datetime=""))
-    rows = [make_police_row(6), make_police_row(7, incident_datetime=None)]  # type: ignore[arg-type]
+    # Beside a birth date an age adds nothing (and would tell which side of the event day the
+    # birthday falls): a dated record gets no age tokens.
+    assert "ay" not in dated
+    rows = [
+        make_police_row(6, victim_dob=""),
+        make_police_row(7, victim_dob="", incident_datetime=None),  # type: ignore[arg-type]
+    ]
     assert p.frame(pd.DataFrame(rows)).tokens["t_ay"].null_count == 1
 
 
@@ -89,14 +95,20 @@ def test_age_tokens_of_a_chunk_are_those_of_each_row() -> None:
     ages = ["26", "26.0", "0", "120", "26.5", None, "40"]  # as validation lets them through
     days = ["2026-03-14T22:15:00", "03/14/2026", "2025-12-31", None, "not a date"]
     rows = [
-        make_police_row(i, victim_age=ages[i % 7], incident_datetime=days[i % 5])  # type: ignore[arg-type]
+        make_police_row(
+            i,
+            victim_age=ages[i % 7],  # type: ignore[arg-type]
+            incident_datetime=days[i % 5],  # type: ignore[arg-type]
+            victim_dob="1999-04-17" if i % 13 == 5 else "",
+        )
         for i in range(70)
     ]
     linkable = np.array([i % 11 != 3 for i in range(70)])
     tokens = p.frame(pd.DataFrame(rows), linkable).tokens
     for i, row in enumerate(rows):
         age, day = row["victim_age"], row["incident_datetime"]
-        want = age_birth_years(f"{age}@{day}") if age and day and linkable[i] else {}
+        undated = not row["victim_dob"]
+        want = age_birth_years(f"{age}@{day}") if age and day and linkable[i] and undated else {}
         for column in ("t_ay", "t_ay2"):
             got = tokens[column][i].as_py()
             expected = p.link_token("by", want[column]) if column in want else None

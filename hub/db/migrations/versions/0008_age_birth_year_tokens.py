@@ -2,8 +2,10 @@
 
 A field linked as an age (``link_as: age`` with ``age_at``, its date) gives the two birth years
 the age allows on that date, hashed as birth years, so a record without a birth date still
-agrees or disagrees on the year with others. Records stored before this revision have neither;
-they gain them when their extract is uploaded again.
+agrees or disagrees on the year with others. Records stored before this revision have neither,
+and cannot be given them without the raw data: they keep linking on every other token, and a
+record the provider later revises (a corrected extract, under an agreement version that links
+the age) is stored with them.
 
 Revision ID: 0008
 Revises: 0007
