@@ -25,6 +25,7 @@ family      columns: tokens (before hashing)                        catches
             on its date (``link_as: age``), hashed in the ``by``    where the age is given
             domain, so they equal a dated record's ``t_by``
 ``md``      ``t_md``/``t_md2`` month and day (and their swap)       birth-year typos
+``ym``      ``t_ym`` birth year and month                           birth-day typos
 ``sex``     ``t_sex`` M / F / X
 ``zip3``    ``t_zip3`` first three ZIP digits
 ``zip``     ``t_zip`` the whole ZIP or postcode
@@ -217,6 +218,7 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_by": "by",
     "t_md": "md",
     "t_md2": "md",
+    "t_ym": "ym",  # birth year and month
     "t_sex": "sex",
     "t_zip3": "zip3",
     "t_sw": "sw",  # the first name keyed as a surname: compared crosswise with t_ln
@@ -277,6 +279,7 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
             "t_dob": f"{day.year:04d}{day.month:02d}{day.day:02d}",
             "t_by": str(day.year),
             "t_md": f"{day.month:02d}{day.day:02d}",
+            "t_ym": f"{day.year:04d}{day.month:02d}",
         }
         if day.day <= 12 and day.day != day.month:
             with contextlib.suppress(ValueError):

@@ -177,6 +177,7 @@ class Record(Base):
     t_hn: Mapped[int | None] = mapped_column(BigInteger)
     t_ay: Mapped[int | None] = mapped_column(BigInteger)
     t_ay2: Mapped[int | None] = mapped_column(BigInteger)
+    t_ym: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LinkageRun(Base):

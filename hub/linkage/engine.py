@@ -13,7 +13,8 @@ first name     same first word (term-frequency adjusted) / first name and surnam
                Soundex / same initial / else
 surname        same surname (term-frequency adjusted) / a word of a compound surname in common /
                same Soundex / else
-birth date     same / day and month swapped / same month and day (a year typo) / same year /
+birth date     same / day and month swapped / same month and day (a year typo) / same year and
+               month (a day typo) / same year /
                where a birth date is missing, the age: birth year fits the age / ages fit each
                other / does not fit / else (null: either side has neither a birth date nor an
                age; ages are made only for records without a birth date)
@@ -113,7 +114,7 @@ M_FLOOR = 0.002
 M_PRIORS: dict[str, list[float]] = {
     "first_name": [0.86, 0.03, 0.03, 0.03, 0.05],
     "surname": [0.90, 0.03, 0.04, 0.03],
-    "birth_date": [0.88, 0.02, 0.03, 0.03, 0.04],
+    "birth_date": [0.88, 0.02, 0.03, 0.02, 0.01, 0.04],
     "middle_name": [0.9, 0.1],
     "sex": [0.98, 0.02],
     "zip3": [0.8, 0.2],
@@ -298,7 +299,8 @@ def _comparisons(present: Collection[str]) -> list[Any]:
                     '("t_dob_l" = "t_dob2_r" OR "t_dob2_l" = "t_dob_r")', "day and month swapped"
                 ),
                 level('"t_md_l" = "t_md_r"', "same month and day"),
-                level('"t_by_l" = "t_by_r"', "same year"),
+                level('"t_ym_l" = "t_ym_r"', "same year and month"),
+                level('"t_by_l" = "t_by_r"', "same year, another month"),
                 *(
                     [
                         level(

@@ -55,7 +55,7 @@ def test_birth_dates_in_agency_formats_parse_and_swap() -> None:
     assert parse_date("04/17/1999") == parse_date("1999-04-17") == parse_date("19990417")
     fam = linkage_families(LinkRole.birth_date, "1999-03-05")
     assert fam["dob"] == {"19990305", "19990503"}
-    assert fam["by"] == {"1999"}
+    assert fam["by"] == {"1999"} and fam["ym"] == {"199903"}
     assert linkage_families(LinkRole.birth_date, "1999-03-25")["dob"] == {"19990325"}
 
 
