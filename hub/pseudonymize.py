@@ -52,7 +52,7 @@ import contextlib
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -428,6 +428,43 @@ def _dictionary(results: list[str | None], codes: npt.NDArray[np.intp]) -> pa.Di
     return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
+def _drop_placeholder_names(
+    names: dict[LinkRole, tuple[npt.NDArray[np.intp], list[str]]],
+    tokens: dict[str, pa.Array],
+    n: int,
+) -> None:
+    """Null the name tokens of rows under a placeholder name (:func:`placeholders`): all of
+    them for a placeholder surname or full name, the first name's for a placeholder first name.
+    ``names``: for the first name and the surname, each row's code into its distinct values'
+    joined words (-1 where empty). Worked out per distinct value, then laid out by row."""
+    if not names:
+        return
+    known = placeholders()
+    no_codes: tuple[npt.NDArray[np.intp], list[str]] = (np.full(n, -1, dtype=np.intp), [])
+    fcodes, firsts = names.get(LinkRole.first_name, no_codes)
+    lcodes, lasts = names.get(LinkRole.last_name, no_codes)
+
+    def per_row(
+        values: list[str], wanted: Collection[str], codes: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.bool_]:
+        flags = np.array([v in wanted for v in values] + [False], dtype=bool)
+        return flags[codes]  # code -1 reads the trailing False
+
+    whole = per_row(lasts, known.surnames, lcodes)
+    full_surnames = {family for _, family in known.names}
+    for i in np.flatnonzero(per_row(lasts, full_surnames, lcodes)):
+        given = firsts[fcodes[i]] if fcodes[i] >= 0 else ""
+        whole[i] |= (given, lasts[lcodes[i]]) in known.names
+    first = whole | per_row(firsts, known.firsts, fcodes)
+    for columns, rows in ((FIRST_NAME_COLUMNS, first), (SURNAME_COLUMNS, whole)):
+        if not rows.any():
+            continue
+        mask = pa.array(rows)
+        for column in columns:
+            if column in tokens:
+                tokens[column] = pc.if_else(mask, pa.nulls(n, pa.int64()), tokens[column])
+
+
 class Pseudonymizer:
     """Turns validated raw chunks of one dataset into stored values and linkage tokens.
 
@@ -492,6 +529,7 @@ class Pseudonymizer:
                 out = [transform_value(f, u, self.record_hasher) for u in uniques]
             values[f.name] = _dictionary(out, codes)
         tokens: dict[str, pa.Array] = {}
+        names: dict[LinkRole, tuple[npt.NDArray[np.intp], list[str]]] = {}
         for f, role in self.linked:
             assert role is not None
             if role == LinkRole.age:
@@ -509,6 +547,11 @@ class Pseudonymizer:
                 ]
             else:
                 variants = [linkage_columns(role, u) for u in uniques]
+            if role in (LinkRole.first_name, LinkRole.last_name):
+                # The joined words (t_sw of a first name, t_ln of a surname) of each distinct
+                # value, for _drop_placeholder_names.
+                key = "t_sw" if role == LinkRole.first_name else "t_ln"
+                names[role] = (codes, [v.get(key, "") for v in variants])
             for column in {c for v in variants for c in v}:
                 family = HASH_DOMAIN.get(column, TOKEN_COLUMNS[column])
                 found = [
@@ -525,34 +568,8 @@ class Pseudonymizer:
                 undated = ~dated if dated is not None else np.ones(n, dtype=bool)
                 aged = undated if linkable is None else undated & linkable
                 tokens.update(self._age_tokens(df, f, aged))
-        self._drop_placeholder_names(df, tokens)
+        _drop_placeholder_names(names, tokens, n)
         return PseudonymizedFrame(record_key, values, tokens)
-
-    def _drop_placeholder_names(self, df: pd.DataFrame, tokens: dict[str, pa.Array]) -> None:
-        """Null the name tokens of rows under a placeholder name (:func:`placeholders`): all of
-        them for a placeholder surname or full name, the first name's for a placeholder first
-        name."""
-        roles = {role: f for f, role in self.linked}
-        first_f, last_f = roles.get(LinkRole.first_name), roles.get(LinkRole.last_name)
-        if first_f is None and last_f is None:
-            return
-        n, known = len(df), placeholders()
-        fcodes, firsts = _codes(df.get(first_f.name, None) if first_f else None, n)
-        lcodes, lasts = _codes(df.get(last_f.name, None) if last_f else None, n)
-        fkey = ["".join(normalize_name(v)) for v in firsts] + [""]  # code -1 reads the last
-        lkey = ["".join(normalize_name(v)) for v in lasts] + [""]
-        whole = np.array([k in known.surnames for k in lkey])[lcodes]
-        full_surnames = {last for _, last in known.names}
-        for i in np.flatnonzero(np.array([k in full_surnames for k in lkey])[lcodes]):
-            whole[i] |= (fkey[fcodes[i]], lkey[lcodes[i]]) in known.names
-        first = whole | np.array([k in known.firsts for k in fkey])[fcodes]
-        for columns, rows in ((FIRST_NAME_COLUMNS, first), (SURNAME_COLUMNS, whole)):
-            if not rows.any():
-                continue
-            mask = pa.array(rows)
-            for column in columns:
-                if column in tokens:
-                    tokens[column] = pc.if_else(mask, pa.nulls(n, pa.int64()), tokens[column])
 
     def _age_tokens(
         self, df: pd.DataFrame, f: DatasetField, linkable: npt.NDArray[np.bool_] | None
