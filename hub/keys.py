@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -209,17 +209,26 @@ class _Hmac:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
-    @property
-    def states(self) -> tuple[Any, Any]:
-        """The pre-keyed inner and outer SHA-256 states (copy before use)."""
-        return self._inner, self._outer
-
     def digest(self, data: bytes) -> bytes:
         inner = self._inner.copy()
         inner.update(data)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
+
+    def hexdigests(self, values: Iterable[str]) -> list[str]:
+        """``[digest(v.encode()).hex() for v in values]``, a third faster: one loop with the
+        pre-keyed states in locals and no call per value beyond hashlib's."""
+        inner, outer = self._inner, self._outer
+        out: list[str] = []
+        add = out.append
+        for value in values:
+            h = inner.copy()
+            h.update(value.encode())
+            o = outer.copy()
+            o.update(h.digest())
+            add(o.hexdigest())
+        return out
 
 
 def int64_of(digest: bytes) -> int:
@@ -250,20 +259,12 @@ class Hasher:
         return out
 
     def tokens(self, values: Iterable[str]) -> list[str]:
-        """``[token(v) for v in values]``, a third faster: the loop keeps the pre-keyed states in
-        locals and makes no call per value beyond hashlib's (a test checks it against
+        """``[token(v) for v in values]`` in one pass per key layer (a test checks it against
         :meth:`token`)."""
-        if len(self._layers) > 1:
-            return [self.token(v) for v in values]
-        inner, outer = self._layers[0].states
-        out: list[str] = []
-        add = out.append
-        for value in values:
-            h = inner.copy()
-            h.update(value.encode())
-            o = outer.copy()
-            o.update(h.digest())
-            add(o.hexdigest())
+        first, *rest = self._layers
+        out = first.hexdigests(values)
+        for layer in rest:
+            out = layer.hexdigests(out)
         return out
 
     def int64(self, value: str) -> int:

@@ -235,8 +235,7 @@ TOKEN_COLUMNS: dict[str, str] = {
 #: Columns hashed in another family's domain, so that they can be compared across families.
 HASH_DOMAIN: dict[str, str] = {"t_sw": "ln", "t_ay": "by", "t_ay2": "by"}
 
-#: How :class:`Pseudonymizer` joins an age and the date it was taken on into the one value
-#: :func:`linkage_columns` reads for ``LinkRole.age``.
+#: How :func:`age_birth_years` takes an age and the date it was taken on as one value.
 AGE_AT = "@"
 
 
@@ -312,9 +311,7 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
     if role == LinkRole.locality:
         words = _plain(value).split()
         return {"t_loc": "".join(words)} if words else {}
-    if role == LinkRole.age:
-        return age_birth_years(value)
-    return {}
+    return {}  # LinkRole.age: see Pseudonymizer._age_tokens (it needs the age's date too)
 
 
 def age_birth_years(value: str) -> dict[str, str]:

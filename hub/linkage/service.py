@@ -98,16 +98,12 @@ def linkage_scope(
             terms[ds.id] = (link.permitted, set(link.link_with) - set(link.prohibited_with))
             if ds.one_record_per_person:
                 distinct.add(ds.id)
-    return set(terms), _pairs_of(terms), distinct
-
-
-def _pairs_of(in_force: dict[str, tuple[bool, set[str]]]) -> set[frozenset[str]]:
     pairs: set[frozenset[str]] = set()
-    for a, b in itertools.combinations(sorted(in_force), 2):
-        (pa, wa), (pb, wb) = in_force[a], in_force[b]
+    for a, b in itertools.combinations(sorted(terms), 2):
+        (pa, wa), (pb, wb) = terms[a], terms[b]
         if pa and pb and b in wa and a in wb:
             pairs.add(frozenset((a, b)))
-    return pairs
+    return set(terms), pairs, distinct
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
