@@ -65,8 +65,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from contracts.model import Dataset, DatasetField, FieldType, LinkRole
+from contracts.model import Dataset, DatasetField, FieldType, Geography, LinkRole
 from contracts.plan import bin_label
+from hub.errors import AgreementRefused
 from hub.keys import Hasher, KeyStore
 from validators.keys import normalize_record_key
 
@@ -365,9 +366,11 @@ def transform_value(f: DatasetField, value: str | None, record_hasher: Hasher) -
     if t.kind == "top_code" and t.top_code is not None:
         number = min(float(text), t.top_code)
         return str(int(number)) if f.type == FieldType.integer else f"{number:g}"
-    if t.kind == "geo_coarsen":
+    if t.kind == "geo_coarsen" and t.geo_coarsen == Geography.zip3:
         digits = re.sub(r"\D", "", text)
         return digits[:3] if len(digits) >= 3 else None
+    if t.kind == "geo_coarsen":  # lint refuses these (contracts.lint.structure.COARSENED_HERE)
+        raise ValueError(f"{f.name}: the hub cannot coarsen a location to {t.geo_coarsen}")
     # keep
     if f.type == FieldType.boolean:
         return normalize_bool(text)
@@ -480,6 +483,16 @@ class Pseudonymizer:
         self.record_hasher = Hasher(keys, record_purpose(dataset.id))
         self.link_hasher = Hasher(keys, LINKAGE_PURPOSE)
         self.stored = [f for f in dataset.fields if f.transform.keeps_value]
+        for f in self.stored:
+            area = f.transform.geo_coarsen
+            if area is not None and area != Geography.zip3:
+                # Lint refuses such agreements; one registered before it did is refused here,
+                # before any row is read, rather than stored wrong.
+                raise AgreementRefused(
+                    f"{dataset.id}.{f.name}: the agreement asks to coarsen it to {area.value}, "
+                    "which the hub cannot do (it ships no boundaries or geocoder); amend the "
+                    "agreement to coarsen a ZIP to zip3 or to keep an area the agency sends"
+                )
         self.linked = [(f, f.link_as) for f in dataset.fields if f.link_as is not None]
         self._tokens: dict[str, int] = {}
 

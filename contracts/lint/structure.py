@@ -25,6 +25,7 @@ from contracts.model import (
     DatasetField,
     FieldClass,
     FieldType,
+    Geography,
     LinkRole,
     PartyRole,
     RegimeFlag,
@@ -40,6 +41,10 @@ TYPE_TRANSFORMS: dict[str, set[FieldType]] = {
     "top_code": {FieldType.integer, FieldType.number},
     "geo_coarsen": {FieldType.string},
 }
+#: Areas the pseudonymizer can coarsen a location to (``hub.pseudonymize.coarsen``). ZIP3 needs
+#: only the code's digits; a community area needs boundaries or a geocoder, which the hub does
+#: not ship, so an agreement asking for it is refused here rather than stored wrong at ingest.
+COARSENED_HERE = frozenset({Geography.zip3})
 SIGNING_ROLES = (PartyRole.data_provider, PartyRole.hub_operator)
 CONTACT = re.compile(r"^(org:[a-z][a-z0-9_]*)\.(business|privacy|security)$")
 
@@ -265,6 +270,15 @@ def check_field(f: DatasetField, at: str) -> Iterator[Finding]:
             f"{at}.use",
             f"{f.name} is dropped at ingest, so its use cannot be {f.use.value}; set use: none "
             "or keep a transformed value",
+        )
+    area = f.transform.geo_coarsen
+    if kind == "geo_coarsen" and area is not None and area not in COARSENED_HERE:
+        yield (
+            f"{at}.transform",
+            f"{f.name} cannot be coarsened to {area.value} at ingest: the hub ships no "
+            f"{area.value} boundaries or geocoder to place a location in one; coarsen a ZIP "
+            f"to zip3, or have the agency send the {area.value} as a field of its own "
+            "(transform: keep)",
         )
     allowed_types = TYPE_TRANSFORMS.get(kind)
     if allowed_types and f.type not in allowed_types:

@@ -242,6 +242,16 @@ CASES = [
         "victim_age is linked as an age, so it must be an integer field",
     ),
     Case(
+        "coarsened_to_an_area_the_hub_cannot_place",
+        "check_datasets",
+        "police",
+        field_edit("victim_home_zip", transform={"geo_coarsen": "community_area"}),
+        field_edit("victim_home_zip", transform={"geo_coarsen": "zip3"}),
+        field_path("victim_home_zip", "transform"),
+        "victim_home_zip cannot be coarsened to community_area at ingest: the hub ships no "
+        "community_area boundaries or geocoder",
+    ),
+    Case(
         "free_text_kept",
         "check_datasets",
         "police",

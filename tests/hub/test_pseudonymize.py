@@ -285,6 +285,33 @@ def test_top_code_and_zip3_transforms() -> None:
     assert transform_value(zip5, "   ", hasher) is None
 
 
+def test_an_area_the_hub_cannot_place_is_refused_not_stored_as_digits() -> None:
+    # Before: {geo_coarsen: community_area} kept the first three digits of whatever the field
+    # held ("012XX W MAIN ST" -> "012", a ZIP -> its ZIP3), stored as a community area.
+    import pytest
+
+    from contracts.model import DatasetField
+    from hub.errors import AgreementRefused
+    from hub.pseudonymize import transform_value
+
+    area = DatasetField.model_validate(
+        {
+            "name": "block_address",
+            "type": "string",
+            "class": "quasi_identifier",
+            "use": "analysis",
+            "transform": {"geo_coarsen": "community_area"},
+        }
+    )
+    with pytest.raises(ValueError, match="block_address"):
+        transform_value(area, "012XX W MAIN ST", make_pseudonymizer().record_hasher)
+    dataset = load_agreement(POLICE).dataset("police_victimizations")
+    assert dataset is not None
+    fields = [area if f.name == "block_address" else f for f in dataset.fields]
+    with pytest.raises(AgreementRefused, match="block_address.*community_area"):
+        Pseudonymizer(dataset.model_copy(update={"fields": fields}), InMemoryKeyStore.generate())
+
+
 def test_a_swapped_date_that_is_not_a_real_date_is_not_offered() -> None:
     # 2000-02-13 swaps to month 13: no swapped variant; 2000-12-12 is its own swap.
     assert linkage_families(LinkRole.birth_date, "2000-02-13")["dob"] == {"20000213"}
