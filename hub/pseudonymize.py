@@ -23,7 +23,9 @@ family      columns: tokens (before hashing)                        catches
 ``by``      ``t_by`` birth year                                     day or month typos
 ``ay``      ``t_ay``/``t_ay2`` the two birth years an age allows    a birth date left out
             on its date (``link_as: age``), hashed in the ``by``    where the age is given
-            domain, so they equal a dated record's ``t_by``
+            domain, so they equal a dated record's ``t_by``;
+            ``t_ay`` alone for a birth date of 1 January         a placeholder birthday
+            (:data:`YEAR_ONLY_DAY`)
 ``md``      ``t_md``/``t_md2`` month and day (and their swap)       birth-year typos
 ``ym``      ``t_ym`` birth year and month                           birth-day typos
 ``sex``     ``t_sex`` M / F / X
@@ -240,6 +242,16 @@ HASH_DOMAIN: dict[str, str] = {"t_sw": "ln", "t_ay": "by", "t_ay2": "by"}
 AGE_AT = "@"
 
 
+#: A birth date on this (month, day) is linked as its year alone (``t_ay``, as an age that fixes
+#: the year): 1 January is what many systems enter when only the year is known (the synthetic
+#: CVI and referral extracts do so for 5% and 1% of people). As a whole date it made two people
+#: born the same year agree on the birth date (+12.5 bits) and a person's placeholder disagree
+#: with their real birthday. Measured on the synthetic population of 20,000 people: F1
+#: 0.9777 -> 0.9812 (precision 0.9806 -> 0.9881); a real 1 January birthday keeps only the
+#: year's evidence.
+YEAR_ONLY_DAY = (1, 1)
+
+
 def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
     """The plaintext token variants of one identifying value, by token column (the caller
     hashes each as ``family|variant``)."""
@@ -275,6 +287,8 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
         day = parse_date(value)
         if day is None:
             return {}
+        if (day.month, day.day) == YEAR_ONLY_DAY:
+            return {"t_ay": str(day.year)}
         out = {
             "t_dob": f"{day.year:04d}{day.month:02d}{day.day:02d}",
             "t_by": str(day.year),
@@ -570,14 +584,18 @@ class Pseudonymizer:
                 tokens[column] = _spread(found, codes, pa.int64())
         # An age only where the birth date is missing: beside one, it adds nothing, and whether
         # t_by equals t_ay or t_ay2 would tell whether the birthday came before the event day.
-        dated = (
-            tokens["t_dob"].is_valid().to_numpy(zero_copy_only=False) if "t_dob" in tokens else None
-        )
+        undated = np.ones(n, dtype=bool)
+        for column in ("t_dob", "t_ay"):
+            if column in tokens:
+                undated &= ~tokens[column].is_valid().to_numpy(zero_copy_only=False)
         for f, role in self.linked:
             if role == LinkRole.age:
-                undated = ~dated if dated is not None else np.ones(n, dtype=bool)
                 aged = undated if linkable is None else undated & linkable
-                tokens.update(self._age_tokens(df, f, aged))
+                made = self._age_tokens(df, f, aged)
+                for column, found in made.items():
+                    tokens[column] = (
+                        pc.coalesce(tokens[column], found) if column in tokens else found
+                    )
         _drop_placeholder_names(names, tokens, n)
         return PseudonymizedFrame(record_key, values, tokens)
 

@@ -17,7 +17,8 @@ birth date     same / day and month swapped / same month and day (a year typo) /
                month (a day typo) / same year /
                where a birth date is missing, the age: birth year fits the age / ages fit each
                other / does not fit / else (null: either side has neither a birth date nor an
-               age; ages are made only for records without a birth date)
+               age; ages are made only for records without a birth date, and a birth date of
+               1 January counts as its year alone, see ``hub.pseudonymize.YEAR_ONLY_DAY``)
 middle name    same / else
 sex            same / else
 ZIP            same ZIP / same ZIP3 / else (ZIP3 alone when no record has a whole ZIP)

@@ -88,6 +88,30 @@ def test_a_record_with_only_an_age_meets_a_dated_record_on_the_birth_year() -> N
     assert p.frame(pd.DataFrame(rows)).tokens["t_ay"].null_count == 1
 
 
+def test_a_first_of_january_birth_date_links_as_its_birth_year_only() -> None:
+    """1 January stands in for an unknown birthday (the synthetic CVI extract writes it for 5%
+    of its participants): such a date gives the birth year alone, hashed as a birth year in
+    ``t_ay``, like an age that fixes the year; no date, month-day or year-month token that
+    would make two people born the same year agree as if on a whole date. Its age, if any,
+    adds no other year."""
+    p = make_pseudonymizer()
+    placeholder = families_of(p, make_police_row(1, victim_dob="1999-01-01", victim_age="26"))
+    dated = families_of(p, make_police_row(2, victim_dob="1999-04-17", victim_age="26"))
+    assert set(placeholder) & {"dob", "by", "md", "ym"} == set()
+    assert placeholder["ay"] == dated["by"]
+    assert "dob" in families_of(p, make_police_row(3, victim_dob="1999-01-02"))
+    rows = [
+        make_police_row(4, victim_dob="1999-01-01", victim_age="26"),
+        make_police_row(5, victim_dob="", victim_age="26"),
+        make_police_row(6, victim_dob="1999-01-01", victim_age="26"),
+    ]
+    tokens = p.frame(pd.DataFrame(rows), np.array([True, True, False])).tokens
+    year = p.link_token("by", "1999")
+    assert tokens["t_ay"].to_pylist() == [year, p.link_token("by", "2000"), None]
+    assert tokens["t_ay2"].to_pylist() == [None, year, None]
+    assert "t_dob" not in tokens  # no row has a whole birth date
+
+
 def test_age_tokens_of_a_chunk_are_those_of_each_row() -> None:
     """The chunk path works per distinct age, date and birth year; it must give each row what
     :func:`age_birth_years` gives it, invalid and unlinkable rows included."""
