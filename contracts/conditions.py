@@ -8,8 +8,11 @@ Deliberately tiny, so a lawyer can read it and the hub can evaluate it without `
     field < n                 victim_age < 18         (also <=, >, >=; numbers only)
     every row                 every row               (the rule applies to all rows)
 
-Values compare as text after trimming, case-insensitively (``true`` matches ``TRUE``). The
-ordering operators read the cell as a number; an empty or non-numeric cell never matches them.
+Values compare as text after trimming, case-insensitively (``true`` matches ``TRUE``). A value
+that spells a boolean matches every spelling of it (:data:`TRUE_WORDS`, :data:`FALSE_WORDS`),
+since boolean fields accept them all and store them as ``true``/``false``: ``juvenile_flag ==
+true`` holds for ``Y``, ``yes`` and ``1`` too. The ordering operators read the cell as a number;
+an empty or non-numeric cell never matches them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,21 @@ EVERY_ROW = "every row"
 NO_CONSENT = frozenset({"", "none", "false", "no", "n", "0"})
 """Consent values (trimmed, lower-cased) that mean "no consent" to a ``requires_consent`` rule;
 any other value counts as consent. validators/rules.py applies the same list at upload."""
+
+
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+"""The spellings of a boolean (trimmed, lower-cased) that boolean fields accept."""
+
+
+def boolean_word(text: str) -> str | None:
+    """``"true"`` or ``"false"`` for a spelling of one (any case, trimmed), else ``None``."""
+    low = text.strip().lower()
+    if low in TRUE_WORDS:
+        return "true"
+    if low in FALSE_WORDS:
+        return "false"
+    return None
 
 
 class ConditionError(ValueError):
@@ -53,6 +71,9 @@ class Condition:
         if self.op in ORDERING:
             return _compare(text, self.op, float(self.values[0]))
         hit = text in self.values
+        if not hit:
+            wanted = {boolean_word(v) for v in self.values}
+            hit = None not in wanted and boolean_word(text) in wanted
         return not hit if self.op == "!=" else hit
 
 

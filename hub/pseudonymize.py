@@ -67,6 +67,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from contracts.conditions import boolean_word
 from contracts.model import Dataset, DatasetField, FieldType, Geography, LinkRole
 from contracts.plan import bin_label
 from hub.errors import AgreementRefused
@@ -105,8 +106,6 @@ def placeholders() -> Placeholders:
     return Placeholders(frozenset(surnames), frozenset(firsts), frozenset(names))
 
 
-TRUE_WORDS = {"true", "t", "yes", "y", "1"}
-FALSE_WORDS = {"false", "f", "no", "n", "0"}
 LINKAGE_PURPOSE = "linkage"
 
 
@@ -172,12 +171,8 @@ def truncate_date(day: dt.date, unit: str) -> dt.date:
 
 
 def normalize_bool(value: str) -> str | None:
-    low = value.strip().lower()
-    if low in TRUE_WORDS:
-        return "true"
-    if low in FALSE_WORDS:
-        return "false"
-    return None
+    """``"true"``/``"false"`` as stored, from any spelling a boolean field accepts."""
+    return boolean_word(value)
 
 
 @cache

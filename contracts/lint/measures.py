@@ -29,6 +29,9 @@ from contracts.model import (
 
 DATE_TYPES = (FieldType.date, FieldType.datetime)
 NUMBER_TYPES = (FieldType.integer, FieldType.number)
+#: What the hub stores for a boolean field, whichever spelling the file used
+#: (``hub.pseudonymize.normalize_bool``): filters and declared values must use these.
+STORED_BOOLEANS = frozenset({"true", "false"})
 
 
 def kept_for_analysis(f: DatasetField) -> bool:
@@ -87,6 +90,12 @@ def check_filters(
                 yield fat, f"{fname} is not a field of dataset {ds.id}"
         elif not kept_for_analysis(f):
             yield fat, f"{not_kept(f)}; filter on a field the hub stores"
+        elif f.type == FieldType.boolean and set(values) - STORED_BOOLEANS:
+            yield (
+                fat,
+                f"{fname} is stored as true or false, so filter on those values, not "
+                f"{sorted(set(values) - STORED_BOOLEANS)}",
+            )
         elif f.values is not None:
             unknown = [v for v in values if v not in f.values]
             if unknown:

@@ -280,6 +280,14 @@ def check_field(f: DatasetField, at: str) -> Iterator[Finding]:
             f"to zip3, or have the agency send the {area.value} as a field of its own "
             "(transform: keep)",
         )
+    if f.type == FieldType.boolean and f.values is not None:
+        # Cells would be checked against these spellings, but stored, filtered and released
+        # as true/false: values [Y, N] put every row outside the aggregates' key sets.
+        yield (
+            f"{at}.values",
+            f"{f.name} is a boolean field: its type already allows true/false, yes/no, y/n "
+            "and 1/0, stored as true or false; remove its values list",
+        )
     allowed_types = TYPE_TRANSFORMS.get(kind)
     if allowed_types and f.type not in allowed_types:
         names = " or ".join(sorted(allowed_types))

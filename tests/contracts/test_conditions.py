@@ -33,6 +33,18 @@ def test_equality_and_lists_still_compare_text() -> None:
     assert parse_condition("domain in [A, b]").matches("B")
 
 
+def test_a_boolean_value_matches_every_spelling_of_it() -> None:
+    for cell in ("Y", "yes", "1", " True ", "t"):
+        assert parse_condition("juvenile_flag == true").matches(cell), cell
+        assert parse_condition("juvenile_flag in [yes]").matches(cell), cell
+        assert not parse_condition("juvenile_flag != y").matches(cell), cell
+    for cell in ("N", "no", "0", "false", "", None, "maybe"):
+        assert not parse_condition("juvenile_flag == true").matches(cell), cell
+    # A value that is not a boolean still compares as text.
+    assert not parse_condition("status == YES_SIR").matches("y")
+    assert not parse_condition("status in [yes, SEALED]").matches("1")
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [

@@ -370,6 +370,24 @@ CASES = [
         f"{AGG}[0].filters.block_address",
         "block_address is not kept for analysis (transform drop)",
     ),
+    Case(
+        "aggregate_filter_on_a_boolean_spelled_otherwise",
+        "check_outputs",
+        "police",
+        setting(f"{AGG}[0].filters", {"domestic_related": ["yes"]}),
+        setting(f"{AGG}[0].filters", {"domestic_related": ["true"]}),
+        f"{AGG}[0].filters.domestic_related",
+        "domestic_related is stored as true or false, so filter on those values, not ['yes']",
+    ),
+    Case(
+        "boolean_values_spelled_otherwise",
+        "check_datasets",
+        "police",
+        field_edit("fatal", values=["Y", "N"]),
+        field_edit("fatal", values=None),
+        field_path("fatal", "values"),
+        "fatal is a boolean field: its type already allows true/false, yes/no, y/n and 1/0",
+    ),
     # referrals: aggregate 2 is a rate_rows (numerator days_between), 3 a mean (value
     # days_between); police: aggregate 2 is a rate_persons with a linked numerator.
     Case(

@@ -117,3 +117,17 @@ def test_findings_dict_is_json_ready():
     outcome = apply_row_rules(dataset, make_frame({"status": ["SEALED"]}))
     (data,) = outcome.findings_dict()
     assert data["rule"] == "row_rule:reject" and data["first_rows"] == [1]
+
+
+def test_a_boolean_condition_holds_for_every_spelling_the_field_accepts():
+    """The police agreement keeps juvenile records out of linkage with `juvenile_flag == true`.
+    A boolean field accepts Y, yes and 1 as true; before, the condition compared text and let
+    those rows through to linkage."""
+    dataset = make_example_dataset("police_victimizations")
+    flags = ["true", "TRUE", "Y", "yes", "1", " y ", "false", "N", "no", "0", None]
+    frame = make_frame({"juvenile_flag": flags})
+    outcome = apply_row_rules(dataset, frame)
+    assert outcome.aggregate_only.tolist() == [True] * 6 + [False] * 5
+    not_false = make_ruled_dataset(make_rule("juvenile != no", "no_linkage"))
+    outcome = apply_row_rules(not_false, make_frame({"juvenile": flags}))
+    assert outcome.no_linkage.tolist() == [True] * 6 + [False] * 4 + [True]
