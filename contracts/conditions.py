@@ -29,7 +29,8 @@ ORDERING = ("<", "<=", ">", ">=")
 EVERY_ROW = "every row"
 NO_CONSENT = frozenset({"", "none", "false", "no", "n", "0"})
 """Consent values (trimmed, lower-cased) that mean "no consent" to a ``requires_consent`` rule;
-any other value counts as consent. validators/rules.py applies the same list at upload."""
+any other value counts as consent, unless the agreement lists its valid_values
+(validators/rules.py, at upload)."""
 
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})

@@ -16,8 +16,14 @@ Handlings:
   beyond what aggregates need; ``no_linkage``: matching rows get no linkage tokens.
 * ``requires_consent``: matching rows need consent recorded in ``consent_field``. A row whose
   consent value is empty, ``NONE``, ``false``, ``no``, ``n`` or ``0`` (any case, trimmed) has no
-  consent and is rejected, with an error finding. Anything else counts as consent: the
-  agreement's own ``values`` list decides what can appear there.
+  consent and is rejected, with an error finding. Anything else counts as consent, unless
+  the agreement's consent section lists its ``valid_values`` (below).
+
+The agreement's consent section (``consent=``) sharpens ``requires_consent``: where it names the
+consent field and its ``valid_values``, only those values (any case, trimmed) count as consent.
+Where it names an ``expiry_field`` for the dataset, a row whose consent ended before ``today``
+(the date in that field, compared as ISO text, as validation requires dates to be written) is
+rejected with an error finding: its consent no longer allows it to be shared.
 
 The masks overlap freely; ingest should let reject win over drop, and drop over the others.
 A condition or consent field missing from the file is read as all empty. Findings quote the
@@ -26,6 +32,8 @@ rule's condition (agreement text), never a cell value.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,14 +41,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from contracts.conditions import parse_condition
-from contracts.model import Dataset, RowRule
+from contracts.conditions import NO_CONSENT, parse_condition
+from contracts.model import Consent, Dataset, RowRule
 from validators.custom import condition_matches, spread
 from validators.report import Finding
 from validators.run import row_numbers
-
-NO_CONSENT = frozenset({"", "none", "false", "no", "n", "0"})
-"""Consent values (trimmed, lower-cased) that mean "no consent"."""
 
 Mask = npt.NDArray[np.bool_]
 ROW_RULE_RANK = 1_000_000  # row-rule findings sort after every field's findings
@@ -107,8 +112,27 @@ def _finding(rule: RowRule, column: str, mask: Mask, row_offset: int, index: int
     )
 
 
-def apply_row_rules(dataset: Dataset, df: pd.DataFrame, *, row_offset: int = 0) -> RowRuleOutcome:
-    """Evaluate every row rule of ``dataset`` on ``df``.
+def _outside(valid: set[str], value: object) -> bool:
+    """The consent value is none of ``valid`` (trimmed, lower-cased)."""
+    return ("" if value is None else str(value)).strip().lower() not in valid
+
+
+def _consent_lapsed(expiry: pd.Series, today: dt.date) -> Mask:
+    """Rows whose consent end date (ISO, as validated) is before ``today``; empty: not."""
+    day = today.isoformat()
+    return spread(expiry, lambda v: v is not None and bool(str(v).strip()) and str(v)[:10] < day)
+
+
+def apply_row_rules(
+    dataset: Dataset,
+    df: pd.DataFrame,
+    *,
+    row_offset: int = 0,
+    consent: Consent | None = None,
+    today: dt.date | None = None,
+) -> RowRuleOutcome:
+    """Evaluate every row rule of ``dataset`` on ``df``; with the agreement's ``consent``
+    section, also its valid values and, on ``today``, its expiry (see the module docstring).
 
     Raises ``contracts.conditions.ConditionError`` for a condition lint would have refused.
     """
@@ -121,8 +145,20 @@ def apply_row_rules(dataset: Dataset, df: pd.DataFrame, *, row_offset: int = 0) 
         condition = parse_condition(rule.when)
         matched = condition_matches(condition, _column(df, condition.field))
         if rule.handling == "requires_consent":
-            consent = _column(df, rule.consent_field) if rule.consent_field else None
-            lacking = np.ones(n, dtype=bool) if consent is None else spread(consent, _lacks_consent)
+            given = _column(df, rule.consent_field) if rule.consent_field else None
+            valid = (
+                {v.strip().lower() for v in consent.valid_values}
+                if consent is not None
+                and consent.valid_values
+                and consent.field == rule.consent_field
+                else None
+            )
+            if given is None:
+                lacking = np.ones(n, dtype=bool)
+            elif valid is not None:
+                lacking = spread(given, functools.partial(_outside, valid))
+            else:
+                lacking = spread(given, _lacks_consent)
             matched &= lacking
             masks["rejected"] |= matched
         elif rule.handling == "reject":
@@ -133,6 +169,26 @@ def apply_row_rules(dataset: Dataset, df: pd.DataFrame, *, row_offset: int = 0) 
             masks[rule.handling] |= matched
         if rule.handling in ("reject", "requires_consent") and matched.any():
             findings.append(_finding(rule, condition.field, matched, row_offset, index))
+    expiry = consent.expiry_for(dataset.id) if consent is not None else None
+    if expiry is not None and today is not None:
+        lapsed = _consent_lapsed(_column(df, expiry), today)
+        masks["rejected"] |= lapsed
+        if lapsed.any():
+            findings.append(
+                Finding(
+                    "consent_expired",
+                    expiry,
+                    "error",
+                    f"consent that ended before {today.isoformat()} (the date in {expiry}); "
+                    f"the agreement does not allow these rows to be shared after it"
+                    + (f" ({consent.cite})" if consent is not None and consent.cite else ""),
+                    "Remove those rows, or record the person's renewed consent and its new "
+                    "end date.",
+                    failing_rows=int(lapsed.sum()),
+                    first_rows=row_numbers(np.flatnonzero(lapsed).astype(np.int64), row_offset),
+                    rank=(ROW_RULE_RANK, len(dataset.row_rules)),
+                )
+            )
     return RowRuleOutcome(
         rejected=masks["rejected"],
         drop=masks["drop"],

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from contracts.conditions import NO_CONSENT, Condition, ConditionError, parse_condition
+from contracts.conditions import Condition, ConditionError, parse_condition
 from contracts.model import Agreement, Dataset, DatasetField, FieldType, RegimeFlag, RowHandling
 
 Finding = tuple[str, str]
@@ -140,11 +140,6 @@ def consent_gate(
             elif all(cond.matches(v) for v in values - valid_set):
                 return j
     return None
-
-
-def counts_as_consent(f: DatasetField) -> set[str]:
-    """Declared values a ``requires_consent`` rule would accept as consent at upload."""
-    return {v for v in (f.values or ()) if v.strip().lower() not in NO_CONSENT}
 
 
 def juvenile_fields(ds: Dataset) -> list[DatasetField]:

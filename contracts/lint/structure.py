@@ -13,7 +13,6 @@ from contracts.lint.base import (
     Finding,
     Subject,
     consent_gate,
-    counts_as_consent,
     duplicates,
     flagged_datasets,
     rule,
@@ -447,13 +446,6 @@ def check_consent(s: Subject) -> Iterator[Finding]:
             unknown = [v for v in c.valid_values if v not in f.values]
             if unknown:
                 yield "consent.valid_values", f"{unknown} are not values of {ds.id}.{c.field}"
-            loose = sorted(counts_as_consent(f) - set(c.valid_values))
-            if loose:
-                yield (
-                    "consent.valid_values",
-                    f"the hub treats {', '.join(loose)} in {ds.id}.{c.field} as consent at "
-                    "upload; add them to valid_values or remove them from the field's values",
-                )
         if c.expiry_field is not None:
             e = ds.field(c.expiry_field)
             if e is None and c.expiry_field not in s.unparsed:

@@ -279,6 +279,12 @@ class Consent(Strict):
     )
     cite: str | None = Field(default=None, description="The statute or clause requiring it.")
 
+    def expiry_for(self, dataset_id: str) -> str | None:
+        """The field holding the date ``dataset_id``'s rows' consent ends, if it has one."""
+        if not self.required or self.expiry_field is None:
+            return None
+        return self.expiry_field if not self.datasets or dataset_id in self.datasets else None
+
 
 class Subcontractors(Strict):
     """Whether the hub operator may use subcontractors."""

@@ -209,7 +209,9 @@ def _store(
                         dataset, chunk, row_offset=rows, record_keys=tracker, today=today
                     )
                 )
-                rules = apply_row_rules(dataset, chunk, row_offset=rows)
+                rules = apply_row_rules(
+                    dataset, chunk, row_offset=rows, consent=gov.spec.consent, today=today
+                )
                 rule_report = rule_report.merge(
                     ValidationReport(dataset_id, len(chunk), tuple(rules.findings))
                 )

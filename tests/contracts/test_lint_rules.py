@@ -588,15 +588,6 @@ CASES = [
         "program_evaluation is both permitted and prohibited",
     ),
     Case(
-        "consent_value_the_hub_would_accept_but_the_agreement_does_not",
-        "check_consent",
-        "cvi",
-        setting("consent.valid_values", ["LINKAGE_OK"]),
-        setting("consent.valid_values", ["LINKAGE_OK", "AGGREGATE_ONLY"]),
-        "consent.valid_values",
-        "the hub treats AGGREGATE_ONLY in cvi_participants.consent_to_share as consent",
-    ),
-    Case(
         "consent_required_but_rows_without_it_get_in",
         "check_consent",
         "cvi",

@@ -324,3 +324,47 @@ def test_every_refusal_appends_one_upload_reject_event_naming_no_value(police_hu
     assert_names_no_value_of(rows, text)
     assert "1999-02-31" not in text
     assert_audit_chain_intact(police_hub)
+
+
+def test_rows_whose_consent_has_ended_reject_the_upload_and_store_nothing(hub: Hub) -> None:
+    """Victim-service rows may be shared only while the survivor's written consent lasts
+    (VAWA): a row whose consent_expiry is before the upload day is refused."""
+    from contracts.model import Agreement
+    from factories import AGREEMENTS_DIR, TODAY, make_agreement_data
+
+    data = make_agreement_data(AGREEMENTS_DIR / "dsa-victim-services.yaml")
+    data["agreement"]["status"] = "active"  # the example is a draft
+    load_agreement(hub, Agreement.model_validate(data))
+    make_actor(hub, "steward-vs", Role.steward, "org:victim_services")
+    header = (
+        "contact_id,client_ref,contact_date,service_type,victimization_type,referral_source,"
+        "client_age,client_sex,home_zip,consent_to_share,consent_signed_date,consent_expiry,"
+        "case_notes"
+    )
+    day = TODAY - dt.timedelta(days=30)
+
+    def row(i: int, consent: str, expiry: dt.date) -> str:
+        return (
+            f"C{i:08d},S{i:06d},{day},HOTLINE,STALKING,SELF,30,F,60651,{consent},"
+            f"{day - dt.timedelta(days=10)},{expiry},"
+        )
+
+    def send(*rows: str) -> object:
+        content = "\n".join([header, *rows]).encode() + b"\n"
+        return upload(
+            hub,
+            content,
+            "steward-vs",
+            agreement="dsa-victim-services",
+            dataset="victim_services_contacts",
+        )
+
+    before = table_counts(hub)
+    with pytest.raises(UploadRejected) as info:
+        send(row(1, "WRITTEN", TODAY), row(2, "WRITTEN", TODAY - dt.timedelta(days=1)))
+    assert table_counts(hub) == grown(before, audit_log=1)
+    found = info.value.extra["report"]["row_rules"]
+    (ended,) = [f for f in found if f["rule"] == "consent_expired"]
+    assert ended["column"] == "consent_expiry" and ended["first_rows"] == [2]
+    receipt = send(row(3, "WRITTEN", TODAY), row(4, "WRITTEN", TODAY + dt.timedelta(days=90)))
+    assert receipt.status == "accepted" and receipt.rows_accepted == 2

@@ -220,3 +220,31 @@ def test_a_linked_aggregate_reads_only_records_that_can_be_linked(linked_hub: Hu
     assert flagged > 0 and len(linkable) == len(everything) - flagged
     view = release(linked_hub, make_request("repeat_victimization_yr"))
     assert "no-linkage" in view["population_note"]
+
+
+def test_rows_whose_consent_has_ended_are_not_read(linked_hub: Hub) -> None:
+    """The victim-services agreement's consent ends on the date in consent_expiry; after it
+    the row is not used. release_rows leaves such rows out (here the police incident day
+    stands in for an end date: the mechanics are the same)."""
+    import datetime as dt
+
+    from contracts.loader import load_agreement as load_spec
+    from hub.releases.service import _consent_ends, release_rows  # noqa: PLC2701
+
+    with linked_hub.session() as s:
+        everything = release_rows(s, "police_victimizations", ["incident_datetime"])
+        day = sorted(everything["incident_datetime"])[len(everything) // 2]
+        current = release_rows(
+            s,
+            "police_victimizations",
+            ["incident_datetime"],
+            consent_ends=("incident_datetime", dt.date.fromisoformat(day[:10])),
+        )
+    assert 0 < len(current) < len(everything)
+    assert (current["incident_datetime"] >= day[:10]).all()
+    assert (everything["incident_datetime"] < day[:10]).sum() == len(everything) - len(current)
+    spec = load_spec(AGREEMENTS_DIR / "dsa-victim-services.yaml")
+    today = dt.date(2026, 1, 5)
+    assert _consent_ends(spec, "victim_services_contacts", today) == ("consent_expiry", today)
+    police = load_spec(AGREEMENTS_DIR / "dsa-police-victimizations.yaml")
+    assert _consent_ends(police, "police_victimizations", today) is None

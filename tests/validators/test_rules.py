@@ -131,3 +131,37 @@ def test_a_boolean_condition_holds_for_every_spelling_the_field_accepts():
     not_false = make_ruled_dataset(make_rule("juvenile != no", "no_linkage"))
     outcome = apply_row_rules(not_false, make_frame({"juvenile": flags}))
     assert outcome.no_linkage.tolist() == [True] * 6 + [False] * 4 + [True]
+
+
+def test_consent_counts_only_in_the_agreements_valid_values_and_ends_on_its_date():
+    """The victim-services agreement: consent_to_share must be WRITTEN (valid_values), and
+    consent ends on the date in consent_expiry. A rule's consent field without a values list
+    used to take anything but NONE/no/0 as consent; an ended consent was never checked."""
+    import datetime as dt
+
+    from contracts.loader import load_agreement
+    from tests.factories import AGREEMENTS_DIR
+
+    spec = load_agreement(AGREEMENTS_DIR / "dsa-victim-services.yaml")
+    dataset = spec.dataset("victim_services_contacts")
+    assert dataset is not None
+    consent = spec.consent.model_copy()
+    frame = make_frame(
+        {
+            "client_age": ["30"] * 5,
+            "consent_to_share": ["WRITTEN", "written ", "VERBAL", "REFUSED", "WRITTEN"],
+            "consent_expiry": ["2026-06-30", "2026-01-05", "2027-01-01", "2027-01-01"]
+            + ["2026-01-04"],
+        }
+    )
+    today = dt.date(2026, 1, 5)
+    outcome = apply_row_rules(dataset, frame, row_offset=10, consent=consent, today=today)
+    assert outcome.rejected.tolist() == [False, False, True, True, True]
+    by_rule = {f.rule: f for f in outcome.findings}
+    assert by_rule["row_rule:requires_consent"].first_rows == (13, 14)
+    ended = by_rule["consent_expired"]
+    assert (ended.column, ended.severity, ended.first_rows) == ("consent_expiry", "error", (15,))
+    assert "2026-01-05" in ended.message and "2027" not in ended.message
+    # Without the agreement's consent section: the rule alone, as before (VERBAL, REFUSED pass).
+    alone = apply_row_rules(dataset, frame)
+    assert not alone.rejected.any()
