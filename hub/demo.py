@@ -168,7 +168,12 @@ def _flow(
         for agg in gov.spec.outputs.aggregates:
             if agg.dataset not in uploaded:
                 continue
-            req = ReleaseRequest(agg.id, WINDOW[0], WINDOW[1], "public")
+            recipient = "public"
+            if agg.channel == "partner_report":  # to the office, never to the public
+                recipient = next(
+                    (r for r in gov.spec.outputs.recipients_allowed if r != "public"), "public"
+                )
+            req = ReleaseRequest(agg.id, WINDOW[0], WINDOW[1], recipient)
             try:
                 view = _release(hub, analyst, req)
             except HubError as exc:

@@ -382,6 +382,12 @@ def _release_gate(session: Session, actor: Actor, req: ReleaseRequest, today: dt
     check_recipient(gov.spec, req.recipient)
     aggregate = gov.spec.aggregate(req.aggregate_id)
     assert aggregate is not None
+    if aggregate.channel == "partner_report" and req.recipient == "public":
+        # A public release is published on the public dashboard; a partner report is not.
+        raise NotAllowed(
+            f"{aggregate.id} is a partner report under {gov.spec.ref}: release it to a party "
+            "the agreement allows, not to the public"
+        )
     linked = tuple(
         _linked_source(session, aggregate, event.dataset, req, today)
         for event in aggregate.linked_events

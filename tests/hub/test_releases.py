@@ -358,6 +358,23 @@ def test_a_denied_or_unlisted_recipient_is_refused_with_who_may_receive(linked_h
     assert ledger(linked_hub) == before
 
 
+def test_a_partner_report_is_never_released_to_the_public(linked_hub: Hub) -> None:
+    """channel: partner_report. A public release goes on the public dashboard, so before,
+    an aggregate the agreement keeps for partners was one request away from publication."""
+
+    def for_partners(data: dict[str, Any]) -> None:
+        for aggregate in data["outputs"]["aggregates"]:
+            aggregate["channel"] = "partner_report"
+
+    amend(linked_hub, "1.1.0", for_partners)
+    before = ledger(linked_hub)
+    with pytest.raises(NotAllowed, match="partner report .*not to the public"):
+        release(linked_hub, make_request())
+    assert ledger(linked_hub) == before
+    view = release(linked_hub, make_request(recipient="org:ovp"))
+    assert view["recipient"] == "org:ovp"
+
+
 def test_an_unknown_aggregate_is_not_found(linked_hub: Hub) -> None:
     with pytest.raises(NotFound, match="catalogue"):
         release(linked_hub, make_request("viol_by_block"))
