@@ -44,6 +44,15 @@ TYPE_TRANSFORMS: dict[str, set[FieldType]] = {
 #: only the code's digits; a community area needs boundaries or a geocoder, which the hub does
 #: not ship, so an agreement asking for it is refused here rather than stored wrong at ingest.
 COARSENED_HERE = frozenset({Geography.zip3})
+#: The transforms a field's ``use`` allows, where it limits them: a field never used is not
+#: stored, one used to place a location is stored only as its area, one that joins records is
+#: stored only keyed. (``analysis`` keeps a value in any form; ``linkage_only`` is checked
+#: below with its link_as.)
+USE_TRANSFORMS: dict[str, frozenset[str]] = {
+    "none": frozenset({"drop"}),
+    "geocode_only": frozenset({"geo_coarsen", "drop"}),
+    "internal_join": frozenset({"keyed_hash", "drop"}),
+}
 SIGNING_ROLES = (PartyRole.data_provider, PartyRole.hub_operator)
 CONTACT = re.compile(r"^(org:[a-z][a-z0-9_]*)\.(business|privacy|security)$")
 
@@ -260,6 +269,13 @@ def check_field(f: DatasetField, at: str) -> Iterator[Finding]:
         )
     if f.class_ == FieldClass.record_identifier and kind not in ("drop", "keyed_hash"):
         yield f"{at}.transform", f"{f.name} is a record identifier; use keyed_hash or drop"
+    wanted = USE_TRANSFORMS.get(f.use.value)
+    if wanted is not None and kind not in wanted:
+        yield (
+            f"{at}.transform",
+            f"{f.name} has use {f.use.value}, so its transform must be "
+            f"{' or '.join(sorted(wanted))}, not {kind}",
+        )
     if kind == "linkage_token" and f.link_as is None:
         yield f"{at}.link_as", f"{f.name} is a linkage token; say what it is with link_as"
     if kind == "linkage_token" and f.use != "linkage_only":

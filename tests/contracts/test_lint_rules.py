@@ -252,6 +252,25 @@ CASES = [
         "community_area boundaries or geocoder",
     ),
     Case(
+        "a_field_never_used_is_kept",
+        "check_datasets",
+        "police",
+        field_edit("victim_race", use="none"),
+        field_edit("victim_race", use="analysis"),
+        field_path("victim_race", "transform"),
+        "victim_race has use none, so its transform must be drop, not keep",
+    ),
+    Case(
+        "a_location_for_geocoding_is_kept_whole",
+        "check_datasets",
+        "police",
+        field_edit("block_address", use="geocode_only", transform="keep"),
+        field_edit("block_address", use="geocode_only", transform="drop"),
+        field_path("block_address", "transform"),
+        "block_address has use geocode_only, so its transform must be drop or geo_coarsen, "
+        "not keep",
+    ),
+    Case(
         "free_text_kept",
         "check_datasets",
         "police",
