@@ -29,6 +29,7 @@ from contracts.model import (
     PartyRole,
     RegimeFlag,
     RowHandling,
+    TimeUnit,
     semver_key,
 )
 from contracts.plan import field_keys
@@ -53,6 +54,11 @@ USE_TRANSFORMS: dict[str, frozenset[str]] = {
     "geocode_only": frozenset({"geo_coarsen", "drop"}),
     "internal_join": frozenset({"keyed_hash", "drop"}),
 }
+#: How a release's time field may be stored: release windows are whole months, and month,
+#: quarter and year dimensions are made of months; a week straddles two months, and a date
+#: truncated to its quarter or year lands in that period's first month (a March row would be
+#: counted in January, or fall outside a window that starts in March).
+PLACEABLE_UNITS = (None, TimeUnit.day, TimeUnit.month)
 SIGNING_ROLES = (PartyRole.data_provider, PartyRole.hub_operator)
 CONTACT = re.compile(r"^(org:[a-z][a-z0-9_]*)\.(business|privacy|security)$")
 
@@ -344,6 +350,14 @@ def check_outputs(s: Subject) -> Iterator[Finding]:
                 tf is not None and tf.type not in (FieldType.date, FieldType.datetime)
             ):
                 yield f"{at}.time_field", f"{g.time_field} is not a date field of {ds.id}"
+            elif tf is not None and tf.transform.truncate not in PLACEABLE_UNITS:
+                unit = tf.transform.truncate.value if tf.transform.truncate else "?"
+                yield (
+                    f"{at}.time_field",
+                    f"{g.time_field} is stored truncated to {unit}, so its rows cannot be placed "
+                    "in the months a release window and its time dimensions are made of; "
+                    "truncate it to day or month",
+                )
         for k, dim in enumerate(g.dimensions):
             dat = f"{at}.dimensions[{k}]"
             if dim in out.prohibited_dimensions:

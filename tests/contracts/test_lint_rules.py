@@ -381,6 +381,15 @@ CASES = [
         "weapon_type is not a field of dataset police_victimizations",
     ),
     Case(
+        "time_field_truncated_past_a_month",
+        "check_outputs",
+        "police",
+        field_edit("incident_datetime", transform={"truncate": "week"}),
+        field_edit("incident_datetime", transform={"truncate": "day"}),
+        f"{AGG}[0].time_field",
+        "incident_datetime is stored truncated to week, so its rows cannot be placed in the months",
+    ),
+    Case(
         "aggregate_filter_on_a_field_not_kept",
         "check_outputs",
         "police",
