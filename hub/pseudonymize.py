@@ -68,7 +68,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contracts.conditions import boolean_word
-from contracts.model import Dataset, DatasetField, FieldType, Geography, LinkRole
+from contracts.model import (
+    COARSENED_AT_INGEST,
+    Dataset,
+    DatasetField,
+    FieldType,
+    Geography,
+    LinkRole,
+)
 from contracts.plan import bin_label
 from hub.errors import AgreementRefused
 from hub.keys import Hasher, KeyStore
@@ -378,7 +385,7 @@ def transform_value(f: DatasetField, value: str | None, record_hasher: Hasher) -
     if t.kind == "geo_coarsen" and t.geo_coarsen == Geography.zip3:
         digits = re.sub(r"\D", "", text)
         return digits[:3] if len(digits) >= 3 else None
-    if t.kind == "geo_coarsen":  # lint refuses these (contracts.lint.structure.COARSENED_HERE)
+    if t.kind == "geo_coarsen":  # not in COARSENED_AT_INGEST: lint and the Pseudonymizer refuse
         raise ValueError(f"{f.name}: the hub cannot coarsen a location to {t.geo_coarsen}")
     # keep
     if f.type == FieldType.boolean:
@@ -494,7 +501,7 @@ class Pseudonymizer:
         self.stored = [f for f in dataset.fields if f.transform.keeps_value]
         for f in self.stored:
             area = f.transform.geo_coarsen
-            if area is not None and area != Geography.zip3:
+            if area is not None and area not in COARSENED_AT_INGEST:
                 # Lint refuses such agreements; one registered before it did is refused here,
                 # before any row is read, rather than stored wrong.
                 raise AgreementRefused(

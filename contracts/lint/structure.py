@@ -19,12 +19,12 @@ from contracts.lint.base import (
 )
 from contracts.model import (
     CHECKS,
+    COARSENED_AT_INGEST,
     TIME_DIMENSIONS,
     Dataset,
     DatasetField,
     FieldClass,
     FieldType,
-    Geography,
     LinkRole,
     PartyRole,
     RegimeFlag,
@@ -41,10 +41,6 @@ TYPE_TRANSFORMS: dict[str, set[FieldType]] = {
     "top_code": {FieldType.integer, FieldType.number},
     "geo_coarsen": {FieldType.string},
 }
-#: Areas the pseudonymizer can coarsen a location to (``hub.pseudonymize.coarsen``). ZIP3 needs
-#: only the code's digits; a community area needs boundaries or a geocoder, which the hub does
-#: not ship, so an agreement asking for it is refused here rather than stored wrong at ingest.
-COARSENED_HERE = frozenset({Geography.zip3})
 #: The transforms a field's ``use`` allows, where it limits them: a field never used is not
 #: stored, one used to place a location is stored only as its area, one that joins records is
 #: stored only keyed. (``analysis`` keeps a value in any form; ``linkage_only`` is checked
@@ -293,7 +289,7 @@ def check_field(f: DatasetField, at: str) -> Iterator[Finding]:
             "or keep a transformed value",
         )
     area = f.transform.geo_coarsen
-    if kind == "geo_coarsen" and area is not None and area not in COARSENED_HERE:
+    if kind == "geo_coarsen" and area is not None and area not in COARSENED_AT_INGEST:
         yield (
             f"{at}.transform",
             f"{f.name} cannot be coarsened to {area.value} at ingest: the hub ships no "

@@ -64,6 +64,7 @@ from contracts.model.outputs import (
     Value,
 )
 from contracts.model.vocabulary import (
+    COARSENED_AT_INGEST,
     FERPA_LINKABLE_PATHWAYS,
     HIPAA_RECORD_LEVEL_PATHWAYS,
     NAME,
@@ -88,6 +89,7 @@ from contracts.model.vocabulary import (
 )
 
 __all__ = [
+    "COARSENED_AT_INGEST",
     "FERPA_LINKABLE_PATHWAYS",
     "HIPAA_RECORD_LEVEL_PATHWAYS",
     "NAME",

@@ -247,6 +247,12 @@ class Geography(StrEnum):
     community_area = "community_area"
 
 
+#: The areas the hub can coarsen a location to at ingest (``hub.pseudonymize``): ZIP3 needs only
+#: the code's digits; a community area needs boundaries or a geocoder, which the hub does not
+#: ship, so lint refuses an agreement asking for it, and ingest refuses one registered before.
+COARSENED_AT_INGEST = frozenset({Geography.zip3})
+
+
 class RowHandling(StrEnum):
     """What happens to rows a rule matches: reject (the upload is refused until they are
     removed), drop_row (silently dropped), aggregate_only (counted, never linked), no_linkage
