@@ -421,6 +421,19 @@ def check_linkage(s: Subject) -> Iterator[Finding]:
     has_tokens = any(f.transform.kind == "linkage_token" for ds in a.datasets for f in ds.fields)
     if a.linkage.permitted and not has_tokens:
         yield "linkage.permitted", "linkage is permitted but no field is a linkage_token"
+    method = a.linkage.method
+    if method is not None and method.type != "keyed_hash_tokens":
+        yield (
+            "linkage.method.type",
+            f"the hub links keyed hash tokens only and cannot use {method.type}; set "
+            "type: keyed_hash_tokens",
+        )
+    if method is not None and method.key_custody != "hub":
+        yield (
+            "linkage.method.key_custody",
+            f"the hub makes tokens with keys it holds itself and has no {method.key_custody} "
+            "to hand them to; set key_custody: hub",
+        )
 
 
 @rule("purposes")

@@ -53,12 +53,13 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from hub.pseudonymize import TOKEN_COLUMNS
@@ -211,6 +212,9 @@ class LinkResult:
     model: dict[str, Any]
     trained: str
     timings: dict[str, float] = field(default_factory=dict)
+    #: How many of ``pairs`` reached the threshold their two datasets require (the pairs
+    #: clustering considered).
+    links: int = 0
 
 
 def _estimate_match_share(training: Any) -> None:
@@ -504,12 +508,16 @@ def link(
     settings: EngineSettings | None = None,
     progress: Callable[[str], None] | None = None,
     distinct: Collection[str] = (),
+    thresholds: Mapping[str, float] | None = None,
 ) -> LinkResult:
     """Cluster the records of ``frame`` (columns ``unique_id``, ``source_dataset`` and the token
     columns) into people. Pairs across two datasets count only when their pair is in
     ``permitted``; pairs within one dataset do unless it is in ``distinct`` (each of its
     records a different person: no two are compared, and a person holds at most one of them,
-    its best match, since links are taken strongest first)."""
+    its best match, since links are taken strongest first). ``thresholds`` gives the match
+    probability a dataset requires of its links (its agreement's ``match_threshold``); a pair
+    links at the higher of its two datasets' (:func:`required_thresholds`), and a dataset
+    without one requires :attr:`EngineSettings.threshold`."""
     from splink import Linker
     from splink.backends.duckdb import DuckDBAPI
 
@@ -607,9 +615,34 @@ def link(
         con.close()
 
     dated = frame["t_dob"].notna().to_numpy()
-    cluster = _components(ids, pairs, settings.threshold, dated, masks)
+    need = required_thresholds(
+        ids, frame["source_dataset"].to_numpy(dtype=object), pairs, thresholds or {}, settings
+    )
+    linked = pairs["match_probability"].to_numpy() >= need
+    cluster = _components(ids, pairs[linked], dated, masks)
     lap("cluster")
-    return LinkResult(ids, cluster, pairs, model, trained, timings)
+    return LinkResult(ids, cluster, pairs, model, trained, timings, int(linked.sum()))
+
+
+def required_thresholds(
+    ids: npt.NDArray[np.int64],
+    datasets: npt.NDArray[np.object_],
+    pairs: pd.DataFrame,
+    thresholds: Mapping[str, float],
+    settings: EngineSettings,
+) -> npt.NDArray[np.float64] | float:
+    """The match probability each pair must reach to link: the higher of what its two
+    datasets' agreements require, a dataset whose agreement sets none requiring
+    :attr:`EngineSettings.threshold`. Each party's agreement must be met, so neither can have
+    its records linked more loosely than it signed for by the other's choice."""
+    wanted = {d: t for d, t in thresholds.items() if t != settings.threshold}
+    if not wanted:
+        return settings.threshold
+    position = pd.Series(np.arange(len(ids)), index=ids)
+    per_record = np.array([wanted.get(d, settings.threshold) for d in datasets], dtype=np.float64)
+    left = per_record[position.loc[pairs["unique_id_l"].to_numpy()].to_numpy()]
+    right = per_record[position.loc[pairs["unique_id_r"].to_numpy()].to_numpy()]
+    return np.maximum(left, right)
 
 
 def _predict(
@@ -684,12 +717,12 @@ def _no_pairs() -> pd.DataFrame:
 
 def _components(
     ids: np.ndarray,
-    pairs: pd.DataFrame,
-    threshold: float,
+    links: pd.DataFrame,
     dated: np.ndarray | None = None,
     masks: pd.DataFrame | None = None,
 ) -> np.ndarray:
-    """People from the pairs at or above ``threshold``, strongest first; a label per id.
+    """People from ``links`` (the pairs that reached their threshold), strongest first; a
+    label per id.
 
     With ``masks`` (per id: ``k_bit``, ``k_mask``, see :data:`PERMITTED`) a person never holds
     records of two datasets not permitted together: a link that would join such records
@@ -700,9 +733,7 @@ def _components(
     group joins a person only when all its dated matches lie in that one; a group that matches
     two (John Smith born 1980, John Smith born 1990) joins neither."""
     n = len(ids)
-    links = pairs[pairs["match_probability"] >= threshold].sort_values(
-        "match_probability", ascending=False, kind="stable"
-    )
+    links = links.sort_values("match_probability", ascending=False, kind="stable")
     position = pd.Series(np.arange(n), index=ids)
     a = position.loc[links["unique_id_l"].to_numpy()].to_numpy()
     b = position.loc[links["unique_id_r"].to_numpy()].to_numpy()

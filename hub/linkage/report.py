@@ -233,6 +233,8 @@ def _threshold(params: dict[str, Any]) -> dict[str, Any]:
         "odds": round(p / (1 - p), 3) if p < 1 else None,
         "default": EngineSettings().threshold,
         "why": threshold_rationale(),
+        # Datasets whose agreement sets its own (a pair links at the higher of its two).
+        "agreements": dict(params.get("agreement_thresholds") or {}),
     }
 
 

@@ -110,6 +110,17 @@ def _threshold_section(report: dict[str, Any]) -> str:
     ]
     if p != t.get("default"):
         lines.append("<p>This run did not use the default threshold.</p>")
+    own = t.get("agreements") or {}
+    if own:
+        items = "".join(
+            f"<li><code>{escape(dataset)}</code>: {_num(value)}</li>"
+            for dataset, value in sorted(own.items())
+        )
+        lines.append(
+            "<p>These datasets' agreements set their own match threshold "
+            "(<code>linkage.method.match_threshold</code>); a pair of records links only at or "
+            f"above the higher of its two datasets' thresholds:</p><ul>{items}</ul>"
+        )
     return "<section id='threshold'><h2>Threshold</h2>" + "".join(lines) + "</section>"
 
 

@@ -74,20 +74,38 @@ class Change:
     records: int
 
 
+@dataclass(frozen=True)
+class LinkScope:
+    """What the agreements in force today let linkage do (:func:`linkage_scope`)."""
+
+    #: Datasets under an in-force agreement.
+    in_force: set[str]
+    #: Dataset pairs both agreements permit.
+    pairs: set[frozenset[str]]
+    #: Datasets that declare each person at most once (``one_record_per_person``): linkage
+    #: never joins two of their records.
+    distinct: set[str]
+    #: The match probability a dataset's agreement requires of its links
+    #: (``linkage.method.match_threshold``), where it sets one.
+    thresholds: dict[str, float]
+    #: The field holding the date a dataset's rows' consent ends, where it has one
+    #: (:meth:`contracts.model.Consent.expiry_for`).
+    consent_ends: dict[str, str]
+
+
 def permitted_pairs(session: Session, today: dt.date) -> tuple[set[str], set[frozenset[str]]]:
     """Datasets under an in-force agreement, and the dataset pairs both agreements permit."""
-    in_force, pairs, _ = linkage_scope(session, today)
-    return in_force, pairs
+    scope = linkage_scope(session, today)
+    return scope.in_force, scope.pairs
 
 
-def linkage_scope(
-    session: Session, today: dt.date
-) -> tuple[set[str], set[frozenset[str]], set[str]]:
-    """Datasets under an in-force agreement, the dataset pairs both agreements permit, and the
-    datasets that declare each person at most once (``one_record_per_person``: linkage never
-    joins two of their records). Each agreement's signatures are checked once."""
+def linkage_scope(session: Session, today: dt.date) -> LinkScope:
+    """What linkage may do today (:class:`LinkScope`). Each agreement's signatures are checked
+    once."""
     terms: dict[str, tuple[bool, set[str]]] = {}
     distinct: set[str] = set()
+    thresholds: dict[str, float] = {}
+    consent_ends: dict[str, str] = {}
     for gov in current_versions(session):
         try:
             check_in_force(gov, today, "linked", session)
@@ -98,12 +116,17 @@ def linkage_scope(
             terms[ds.id] = (link.permitted, set(link.link_with) - set(link.prohibited_with))
             if ds.one_record_per_person:
                 distinct.add(ds.id)
+            if link.method is not None and link.method.match_threshold is not None:
+                thresholds[ds.id] = link.method.match_threshold
+            expiry = gov.spec.consent.expiry_for(ds.id)
+            if expiry is not None:
+                consent_ends[ds.id] = expiry
     pairs: set[frozenset[str]] = set()
     for a, b in itertools.combinations(sorted(terms), 2):
         (pa, wa), (pb, wb) = terms[a], terms[b]
         if pa and pb and b in wa and a in wb:
             pairs.add(frozenset((a, b)))
-    return set(terms), pairs, distinct
+    return LinkScope(set(terms), pairs, distinct, thresholds, consent_ends)
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
@@ -205,6 +228,18 @@ def assign_cluster_ids(
         )
     ]
     return ids, changes
+
+
+def _consent_ended(session: Session, consent_ends: dict[str, str], today: dt.date) -> list[int]:
+    """The ids of records whose consent ended before ``today``: the agreement says such a row
+    is no longer used, so it is not linked (it keeps a person id of its own)."""
+    day = today.isoformat()
+    ended: list[int] = []
+    for dataset_id, expiry in sorted(consent_ends.items()):
+        ends = Record.values[expiry].as_string()
+        query = select(Record.id).where(Record.dataset_id == dataset_id, ends < day)
+        ended.extend(session.scalars(query))
+    return ended
 
 
 _LOADED = ("unique_id", "source_dataset", "record_key", "no_linkage", "aggregate_only", "person_id")
@@ -325,19 +360,27 @@ def run_linkage(
     clock = time.perf_counter()
     settings = settings or EngineSettings()
     today = today or dt.date.today()
-    in_force, pairs, distinct = linkage_scope(session, today)
+    scope = linkage_scope(session, today)
     run = LinkageRun(status="running", method=engine.METHOD, params={})
     session.add(run)
     session.flush()
 
     frame = _load(session)
     linkable = (
-        frame["source_dataset"].isin(in_force)
+        frame["source_dataset"].isin(scope.in_force)
         & ~frame["no_linkage"].astype(bool)
         & ~frame["aggregate_only"].astype(bool)
+        & ~frame["unique_id"].isin(_consent_ended(session, scope.consent_ends, today))
     ).to_numpy()
     linkable_frame = frame[linkable]
-    result = engine.link(linkable_frame, pairs, settings, progress, distinct=distinct)
+    result = engine.link(
+        linkable_frame,
+        scope.pairs,
+        settings,
+        progress,
+        distinct=scope.distinct,
+        thresholds=scope.thresholds,
+    )
 
     # A cluster index per record: the engine's clusters, then one of its own for every record
     # the engine did not see.
@@ -366,10 +409,11 @@ def run_linkage(
         for c in changes
     )
 
-    links = int((result.pairs["match_probability"] >= settings.threshold).sum())
+    links = result.links
     run.status, run.records, run.persons, run.links = "finished", len(frame), n_clusters, links
     datasets = sorted(linkable_frame["source_dataset"].unique().tolist())
-    run.params = _run_params(settings, result, datasets, changed)
+    thresholds = {d: t for d, t in sorted(scope.thresholds.items()) if d in datasets}
+    run.params = _run_params(settings, result, datasets, changed, thresholds)
     run.finished_at = utcnow()
     summary = LinkageSummary(
         run_id=run.id,
@@ -383,7 +427,7 @@ def run_linkage(
         merges=sum(c.kind == "merge" for c in changes),
         splits=sum(c.kind == "split" for c in changes),
         ids_changed=changed,
-        dataset_pairs=sorted(sorted(p) for p in pairs),
+        dataset_pairs=sorted(sorted(p) for p in scope.pairs),
         seconds=round(time.perf_counter() - clock, 3),
     )
     audit.append(
@@ -477,12 +521,18 @@ def _stage_links(cursor: Any, table: str, rows: Links, run_id: int) -> None:
 
 
 def _run_params(
-    settings: EngineSettings, result: engine.LinkResult, datasets: list[str], changed: int
+    settings: EngineSettings,
+    result: engine.LinkResult,
+    datasets: list[str],
+    changed: int,
+    thresholds: dict[str, float],
 ) -> dict[str, object]:
-    """What a run records for its report: settings, model, score distribution, estimates.
-    (Merges and splits are in ``linkage_changes``; counts are on the run row.)"""
+    """What a run records for its report: settings, model, score distribution, estimates, the
+    thresholds agreements set. (Merges and splits are in ``linkage_changes``; counts are on the
+    run row.)"""
     return {
         "engine": asdict(settings),
+        "agreement_thresholds": thresholds,
         "trained": result.trained,
         "model": engine.recorded_model(result.model),
         "scored_pairs": len(result.pairs),

@@ -607,6 +607,26 @@ CASES = [
         "referrals is both in link_with and prohibited_with",
     ),
     Case(
+        "linkage_method_the_hub_cannot_run",
+        "check_linkage",
+        "police",
+        setting("linkage.method", {"type": "bloom_clk"}),
+        setting("linkage.method", {"type": "keyed_hash_tokens", "match_threshold": 0.9}),
+        "linkage.method.type",
+        "the hub links keyed hash tokens only and cannot use bloom_clk; set "
+        "type: keyed_hash_tokens",
+    ),
+    Case(
+        "linkage_keys_held_elsewhere",
+        "check_linkage",
+        "police",
+        setting("linkage.method", {"key_custody": "linkage_unit"}),
+        setting("linkage.method", {"key_custody": "hub"}),
+        "linkage.method.key_custody",
+        "the hub makes tokens with keys it holds itself and has no linkage_unit to hand them "
+        "to; set key_custody: hub",
+    ),
+    Case(
         "purpose_permitted_and_prohibited",
         "check_purposes",
         "police",

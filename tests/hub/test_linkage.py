@@ -5,6 +5,7 @@ import datetime as dt
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 
 from contracts.model import Agreement
 from factories import (
+    AGREEMENTS_DIR,
     load_agreement,
     make_actor,
     make_agreement_data,
@@ -26,6 +28,8 @@ from hub.context import Hub
 from hub.db.models import AuditEvent, LinkageChange, LinkageRun, PersonLink, Record
 from hub.linkage import engine
 from hub.linkage.evaluate import evaluate
+from hub.linkage.report import linkage_report
+from hub.linkage.report_page import render_report
 from hub.linkage.service import assign_person_ids, permitted_pairs, run_linkage
 from hub.pseudonymize import TOKEN_COLUMNS, Pseudonymizer
 from hub.synth import generate
@@ -318,11 +322,48 @@ def test_a_person_never_holds_records_of_datasets_not_permitted_together() -> No
     assert sum(len(h) == 2 for h in held.values()) >= 95
 
 
+def test_a_pair_links_only_at_the_threshold_both_its_agreements_require() -> None:
+    ids = np.array([1, 2, 3])
+    datasets = np.array(["a", "b", "c"], dtype=object)
+    pairs = scored((1, 2, 0.95), (2, 3, 0.6), (1, 3, 0.4))
+    settings = engine.EngineSettings()
+    need = engine.required_thresholds(ids, datasets, pairs, {"a": 0.99, "c": 0.3}, settings)
+    assert need.tolist() == [0.99, settings.threshold, 0.99]  # type: ignore[union-attr]
+    # Looser than the hub's default only where both agreements say so.
+    need = engine.required_thresholds(ids, datasets, pairs, {"a": 0.3, "c": 0.3}, settings)
+    assert need.tolist() == [settings.threshold, settings.threshold, 0.3]  # type: ignore[union-attr]
+    assert engine.required_thresholds(ids, datasets, pairs, {}, settings) == settings.threshold
+
+
+def test_an_agreement_threshold_keeps_weaker_links_out(two_agencies: pd.DataFrame) -> None:
+    permitted = {frozenset("ab")}
+    loose = engine.link(two_agencies, permitted)
+    side = dict(zip(two_agencies["unique_id"], two_agencies["source_dataset"], strict=True))
+    p = loose.pairs
+    links = p[p["match_probability"] >= 0.5]
+    seen = pd.concat([links["unique_id_l"], links["unique_id_r"]]).value_counts()
+    # The weakest links across agencies between records in no other link (one that is could
+    # still join its person through a stronger path).
+    alone = [
+        side[a] != side[b] and seen[a] == seen[b] == 1
+        for a, b in zip(links["unique_id_l"], links["unique_id_r"], strict=True)
+    ]
+    weak = links[alone].nsmallest(2, "match_probability")
+    strict_at = float(weak["match_probability"].max()) + 1e-9
+    assert strict_at < 1 and all(same_person(loose, a, b) for a, b in weak.iloc[:, :2].values)
+    strict = engine.link(two_agencies, permitted, thresholds={"b": strict_at})
+    assert not any(same_person(strict, a, b) for a, b in weak.iloc[:, :2].values)
+    cross = [side[a] != side[b] for a, b in zip(p["unique_id_l"], p["unique_id_r"], strict=True)]
+    need = np.where(cross, strict_at, 0.5)
+    assert loose.links == len(links)
+    assert strict.links == int((p["match_probability"] >= need).sum()) < loose.links
+
+
 def test_a_chain_of_undated_records_cannot_bridge_two_people() -> None:
     ids = np.arange(1, 6)
     dated = np.array([True, True, False, False, False])
     chain = scored((1, 3, 0.9), (3, 5, 0.9), (5, 4, 0.9), (4, 2, 0.9))
-    labels = engine._components(ids, chain, 0.5, dated)
+    labels = engine._components(ids, chain, dated)
     assert labels[0] != labels[1]
     assert labels[2] == labels[3] == labels[4] not in (labels[0], labels[1])
 
@@ -391,10 +432,10 @@ def test_a_record_without_birth_date_cannot_bridge_two_people() -> None:
     ids = np.array([1, 2, 3, 4])
     dated = np.array([True, True, False, False])
     # 3 matches John Smith born 1980 (1) and John Smith born 1990 (2) on name alone.
-    labels = engine._components(ids, scored((1, 3, 0.9), (2, 3, 0.9), (3, 4, 0.9)), 0.5, dated)
+    labels = engine._components(ids, scored((1, 3, 0.9), (2, 3, 0.9), (3, 4, 0.9)), dated)
     assert len({labels[0], labels[1], labels[2]}) == 3 and labels[3] != labels[0]
     # Matching one of them only, it joins that one, and so does 4 through it.
-    labels = engine._components(ids, scored((1, 3, 0.9), (3, 4, 0.9), (2, 4, 0.4)), 0.5, dated)
+    labels = engine._components(ids, scored((1, 3, 0.9), (3, 4, 0.9)), dated)
     assert labels[0] == labels[2] == labels[3] != labels[1]
 
 
@@ -549,6 +590,73 @@ def test_records_under_no_linkage_rules_keep_singleton_person_ids(linked_hub: Hu
         counts[pid] = counts.get(pid, 0) + 1
     restricted = [pid for no_link, agg, pid in links if no_link or agg]
     assert restricted and all(counts[pid] == 1 for pid in restricted)
+
+
+def amend(hub: Hub, agreement: str, change: Callable[[dict[str, Any]], None]) -> None:
+    """Activate version 1.1.0 of example ``agreement``, changed by ``change``."""
+    data = make_agreement_data(AGREEMENTS_DIR / f"{agreement}.yaml")
+    change(data)
+    data["agreement"]["version"] = "1.1.0"
+    data["amendments"].append({"version": "1.1.0", "date": "2026-01-01", "summary": "test"})
+    load_agreement(hub, Agreement.model_validate(data))
+
+
+def cvi_people(hub: Hub) -> list[tuple[str | None, str, int]]:
+    """(exit date, person id, records of that person) of every CVI record."""
+    with hub.session() as s:
+        rows = s.execute(
+            select(Record.values, Record.dataset_id, PersonLink.person_id).join(
+                PersonLink, PersonLink.record_id == Record.id
+            )
+        ).all()
+    size: dict[str, int] = {}
+    for _, _, pid in rows:
+        size[pid] = size.get(pid, 0) + 1
+    return [
+        (values.get("exit_date"), pid, size[pid])
+        for values, ds, pid in rows
+        if ds == "cvi_participants"
+    ]
+
+
+def test_records_whose_consent_has_ended_are_no_longer_linked(linked_hub: Hub) -> None:
+    """Amended, the CVI agreement says a participant's consent ends on their exit date: from
+    then on the record is not used, so the next run leaves it a person id of its own."""
+    today = linked_hub.today().isoformat()
+    before = cvi_people(linked_hub)
+    assert any(end and end < today and n > 1 for end, _, n in before)  # linked, until now
+
+    def consent_ends_at_exit(data: dict[str, Any]) -> None:
+        data["consent"]["expiry_field"] = "exit_date"
+
+    amend(linked_hub, "dsa-cvi-participants", consent_ends_at_exit)
+    with linked_hub.session() as s:
+        summary = run_linkage(s, "test", linked_hub.today())
+    after = cvi_people(linked_hub)
+    assert summary.splits > 0 and len(after) == len(before)
+    assert all(n == 1 for end, _, n in after if end and end < today)
+    assert any(n > 1 for end, _, n in after if not end or end >= today)  # the rest still link
+
+
+def test_an_agreement_match_threshold_decides_its_links(linked_hub: Hub) -> None:
+    with linked_hub.session() as s:
+        loose = run_linkage(s, "test", linked_hub.today())
+
+    def strict(data: dict[str, Any]) -> None:
+        data["linkage"]["method"] = {"match_threshold": 0.999999}
+
+    amend(linked_hub, "dsa-police-victimizations", strict)
+    admin = make_actor(linked_hub, "admin", Role.admin)
+    with linked_hub.session() as s:
+        summary = run_linkage(s, "test", linked_hub.today())
+        run = s.get(LinkageRun, summary.run_id)
+        assert run is not None
+        recorded = run.params["agreement_thresholds"]
+        page = render_report(linkage_report(s, admin))
+    assert recorded == {"police_victimizations": 0.999999}
+    assert summary.links < loose.links and summary.splits > 0
+    # The report says so, beside the hub's own threshold.
+    assert "<li><code>police_victimizations</code>: 1</li>" in page  # 0.999999 to 4 digits
 
 
 def test_every_record_gets_a_person_id_and_reruns_are_stable(linked_hub: Hub) -> None:
