@@ -19,10 +19,10 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from contracts.model import Dataset
@@ -139,7 +139,8 @@ def upload_extract(
         select(Upload).where(Upload.dataset_id == dataset_id, Upload.file_sha256 == sha)
     ).scalar_one_or_none()
     if previous is not None:
-        return receipt_of(previous, gov.spec.ref, actor.name, duplicate=True)
+        receipt = receipt_of(previous, gov.spec.ref, actor.name, duplicate=True)
+        return replace(receipt, notes=[*receipt.notes, _repeat_note(session, previous)])
 
     savepoint = session.begin_nested()
     try:
@@ -149,6 +150,27 @@ def upload_extract(
         raise
     savepoint.commit()
     return receipt
+
+
+def _repeat_note(session: Session, previous: Upload) -> str:
+    """What a steward sending a file again needs to know: it was not applied again, and, when
+    later uploads of the dataset were accepted since, that their revisions stand."""
+    said = (
+        f"This file was already accepted on {as_utc(previous.created_at):%Y-%m-%d %H:%M} UTC "
+        f"(upload {previous.id}); it was not applied again and nothing changed."
+    )
+    later = session.execute(
+        select(func.count(), func.max(Upload.created_at)).where(
+            Upload.dataset_id == previous.dataset_id, Upload.created_at > previous.created_at
+        )
+    ).one()
+    if not later[0]:
+        return said
+    return (
+        f"{said} {later[0]} later upload(s) of {previous.dataset_id} were accepted since (the "
+        f"latest on {as_utc(later[1]):%Y-%m-%d}): records they revised keep the revised "
+        "values, not this file's."
+    )
 
 
 def _store(

@@ -107,6 +107,24 @@ def test_the_same_file_twice_returns_the_same_receipt_and_no_new_rows(police_hub
     again = upload(police_hub, content)
     assert again.upload_id == first.upload_id and again.duplicate
     assert table_counts(police_hub) == counts
+    assert f"already accepted on {first.created_at[:10]}" in again.notes[-1]
+    assert "nothing changed" in again.notes[-1] and "later upload" not in again.notes[-1]
+
+
+def test_an_older_file_sent_after_a_newer_one_says_the_newer_revisions_stand(
+    police_hub: Hub,
+) -> None:
+    """A steward who sends last month's file again, after this month's corrected it, is told
+    that it was not applied and that the correction stands; nothing changes."""
+    january = make_police_csv([make_police_row(i) for i in range(1, 4)])
+    first = upload(police_hub, january)
+    upload(police_hub, make_police_csv([make_police_row(3, victim_age="50")]))
+    counts = table_counts(police_hub)
+    again = upload(police_hub, january)
+    assert again.upload_id == first.upload_id and again.duplicate
+    assert table_counts(police_hub) == counts
+    assert "1 later upload(s) of police_victimizations were accepted since" in again.notes[-1]
+    assert "records they revised keep the revised values" in again.notes[-1]
 
 
 def test_a_corrected_extract_replaces_the_records_it_revises(police_hub: Hub) -> None:
