@@ -187,15 +187,20 @@ def _govern(session: Session, row: AgreementVersion, spec: Agreement, today: dt.
     session.flush()
 
 
-_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+_DURATION = re.compile(
+    r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$"
+)
 
 
 def add_duration(day: dt.date, iso: str) -> dt.date:
-    """``day`` plus an ISO-8601 date duration (``P30D``, ``P1Y6M``); months clamp to month end."""
+    """``day`` plus an ISO-8601 duration (``P30D``, ``P1Y6M``, ``PT72H``); months clamp to month
+    end. Days are whole: a time part counts only its whole days (``PT72H`` is 3 days, ``PT36H``
+    1), so a deadline computed from it is never later than the duration allows."""
     match = _DURATION.match(iso.strip())
     if not match or not any(match.groups()):
         raise InvalidRequest(f"{iso!r} is not an ISO-8601 duration such as P30D or P3Y")
-    years, months, weeks, days = (int(g or 0) for g in match.groups())
+    years, months, weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    days += (hours * 3600 + minutes * 60 + seconds) // 86_400
     month_index = day.month - 1 + months + 12 * years
     year, month = day.year + month_index // 12, month_index % 12 + 1
     last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day

@@ -179,6 +179,20 @@ def test_termination_schedules_destruction_and_retention_carries_it_out(hub: Hub
         assert audit.verify(s).ok
 
 
+def test_a_destruction_deadline_in_hours_terminates_with_its_whole_days(hub: Hub) -> None:
+    """``within: PT72H`` (destroy within 72 hours) passed the model but made terminating fail:
+    the deadline arithmetic knew date durations only."""
+    data = make_agreement_data()
+    data["retention"]["destruction"]["within"] = "PT72H"
+    load_agreement(hub, Agreement.model_validate(data))
+    actor = admin(hub)
+    with hub.session() as s:
+        gov = get_version(s, *REF)
+        transition(s, gov.row, gov.spec, "terminated", actor, hub.today(), "ended")
+        order = s.execute(select(DestructionOrder)).scalar_one()
+    assert order.due_on == hub.today() + dt.timedelta(days=3)
+
+
 def test_activating_a_new_version_supersedes_the_old_and_binds_new_uploads(hub: Hub) -> None:
     load_agreement(hub, make_agreement())
     first = upload_one(hub)
@@ -195,5 +209,10 @@ def test_iso_durations_add_to_dates() -> None:
     assert add_duration(dt.date(2026, 1, 31), "P1M") == dt.date(2026, 2, 28)
     assert add_duration(dt.date(2026, 1, 1), "P30D") == dt.date(2026, 1, 31)
     assert add_duration(dt.date(2024, 2, 29), "P1Y") == dt.date(2025, 2, 28)
+    # Time parts count in whole days, rounded down (a deadline never later than allowed).
+    assert add_duration(dt.date(2026, 1, 1), "PT72H") == dt.date(2026, 1, 4)
+    assert add_duration(dt.date(2026, 1, 1), "PT36H") == dt.date(2026, 1, 2)
+    assert add_duration(dt.date(2026, 1, 1), "P1DT12H") == dt.date(2026, 1, 2)
+    assert add_duration(dt.date(2026, 1, 1), "PT12H") == dt.date(2026, 1, 1)
     with pytest.raises(InvalidRequest):
         add_duration(dt.date(2026, 1, 1), "thirty days")
