@@ -371,6 +371,9 @@ class Tokens:
         return ~(has_a & has_b)
 
 
+#: Families whose agreement alone points to one person (a diagnosis of blocking recall).
+IDENTIFYING_FAMILIES = ("fn", "ln", "dob", "pid")
+
 #: The families a pair's agreement pattern is told by (missed and false pairs).
 KEY_FAMILIES = ("fn", "ln", "dob", "sex", "zip3")
 
@@ -436,11 +439,22 @@ def diagnose(
         by_rule["names swapped"] = int(hit.sum())
         blocked |= hit
     blocked &= allowed
+    # Pairs that share no first name, surname, birth date or person identifier (nothing but
+    # sex, ZIP or initials): no blocking rule on identifiers can propose them short of
+    # comparing every pair. Recall among the rest shows what blocking itself loses.
+    sharing = np.zeros(len(ta), dtype=bool)
+    for family in IDENTIFYING_FAMILIES:
+        if family in FAMILIES:
+            sharing |= tokens.agree(family, ta, tb)
     summary: dict[str, Any] = {
         "true_pairs": len(ta),
         "true_pairs_not_permitted": int((~allowed).sum()),
         "blocked_true_pairs": int(blocked.sum()),
         "blocking_recall": round(float(blocked.mean()), 6) if len(ta) else 1.0,
+        "true_pairs_sharing_no_identifier": int((~sharing).sum()),
+        "blocking_recall_of_pairs_sharing_an_identifier": (
+            round(float(blocked[sharing].mean()), 6) if sharing.any() else 1.0
+        ),
         "true_pairs_by_blocking_rule": by_rule,
         "missed_true_pairs": {
             "not_blocked": int((missed & ~blocked).sum()),
