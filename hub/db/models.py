@@ -41,6 +41,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(at: dt.datetime) -> dt.datetime:
+    """Timestamps are stored in UTC; SQLite gives them back without their time zone."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}

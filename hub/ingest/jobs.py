@@ -78,10 +78,10 @@ from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.auth.policies import Actor, Permission, Role, can_view_upload, check_permission
-from hub.db.models import UploadJobRow, User
+from hub.db.models import UploadJobRow, User, as_utc
 from hub.errors import HubError, NotFound, UploadRejected
 from hub.ingest.attempts import UploadAttempt, redacted_error, redacted_report
-from hub.ingest.service import Receipt, as_utc
+from hub.ingest.service import Receipt
 from hub.ingest.spool import EncryptedSpool
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from contracts.model import Dataset
 from hub import audit
 from hub.agreements.service import Governing, check_in_force, governing_dataset
 from hub.auth.policies import Actor, check_can_upload
-from hub.db.models import Upload
+from hub.db.models import Upload, as_utc
 from hub.db.records import lock_datasets
 from hub.errors import AgreementRefused, UploadRejected
 from hub.ingest.formats import Extract, ExtractSource, open_extract
@@ -97,11 +97,6 @@ def receipt_of(up: Upload, agreement_ref: str, uploader: str, duplicate: bool = 
         ],
         notes=list(rep.get("notes", [])),
     )
-
-
-def as_utc(at: dt.datetime) -> dt.datetime:
-    """Timestamps are stored in UTC; SQLite gives them back without their time zone."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 def upload_extract(

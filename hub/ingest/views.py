@@ -22,9 +22,9 @@ from sqlalchemy import ColumnElement, Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from hub.auth.policies import Actor, Permission, Role, can_view_upload, check_permission
-from hub.db.models import AgreementVersion, Release, ReleaseSource, Upload, User
+from hub.db.models import AgreementVersion, Release, ReleaseSource, Upload, User, as_utc
 from hub.errors import NotFound
-from hub.ingest.service import as_utc, receipt_of
+from hub.ingest.service import receipt_of
 from validators.html import render_html
 from validators.report import Finding, ValidationReport
 

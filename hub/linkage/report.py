@@ -33,9 +33,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.auth.policies import Actor, Permission, check_permission
-from hub.db.models import AuditEvent, LinkageChange, LinkageRun
+from hub.db.models import AuditEvent, LinkageChange, LinkageRun, as_utc
 from hub.errors import InvalidRequest, NotFound
-from hub.ingest.service import as_utc
 from hub.linkage.link_rates import link_rates
 from hub.pseudonymize import TOKEN_COLUMNS
 

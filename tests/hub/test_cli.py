@@ -467,9 +467,18 @@ def test_the_legal_workflow_lint_load_sign_approve_activate(run: Run, tmp_path: 
     refused = run("agreements", "activate", ref, code=1)
     assert "no approval recorded" in refused.stderr
     status = json.loads(run("agreements", "status", ref).stdout)
+    assert status["approvals"] == [] and status["approvals_required"]
+    assert status["activation_blockers"] == [
+        f"no approval recorded from {body}" for body in status["approvals_required"]
+    ]
     for body in status["approvals_required"]:
         run("agreements", "approve", ref, "--body", body)
+    status = json.loads(run("agreements", "status", ref).stdout)
+    given = [(a["body"], a["decision"]) for a in status["approvals"]]
+    assert given == [(body, "approved") for body in status["approvals_required"]]
+    assert status["activation_blockers"] == []
     assert json.loads(run("agreements", "activate", ref).stdout)["status"] == "active"
+    assert "activation_blockers" not in json.loads(run("agreements", "status", ref).stdout)
     suspended = json.loads(run("agreements", "suspend", ref, "--reason", "audit").stdout)
     assert suspended["status"] == "suspended"
 
