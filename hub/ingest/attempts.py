@@ -26,6 +26,10 @@ finding about a column the agreement does not list (``unknown_column``, ``duplic
 that name comes from the file, whose first line may be data). Any other exception than a
 :class:`~hub.errors.HubError` is recorded as ``internal_error``.
 
+An upload job that recovery failed while it ran (``server_restarted``) stops with an error
+that is already on record as ``upload.abandon`` (:mod:`hub.ingest.jobs`); it is not audited a
+second time as a refusal.
+
 If the audit append itself fails (the database is down, say), the failure is logged by type
 and the upload's own error is raised as it was: the steward learns why the upload failed.
 """
@@ -256,5 +260,7 @@ class _Audited:
         return self.attempt
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, Exception):
+        # An error that says it is on record already (an upload job that recovery failed, and
+        # audited as upload.abandon) is not audited twice.
+        if isinstance(exc, Exception) and not getattr(exc, "audited_elsewhere", False):
             self.attempt.reject(self.hub, exc)

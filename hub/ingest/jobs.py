@@ -128,10 +128,12 @@ SPOOL_NAME = re.compile(r"ovphub-spool-[^/\\]*\.bin")
 
 class JobAbandoned(HubError):
     """The job is no longer running under this process (recovery failed it): the upload stops
-    and rolls back."""
+    and rolls back. Recovery audited it (``upload.abandon``), so the attempt does not audit it
+    again as ``upload.reject``."""
 
     status_code = 409
     code = "job_abandoned"
+    audited_elsewhere = True
 
 
 # --- jobs -------------------------------------------------------------------------------------

@@ -361,6 +361,7 @@ def test_a_live_job_failed_by_recovery_stores_nothing(
         row = s.get(UploadJobRow, job_id)
         assert row is not None and row.status == "failed"
     assert [e["details"]["job"] for e in events_of(served, "upload.abandon")] == [job_id]
+    assert events_of(served, "upload.reject") == []  # one failure, audited once
     elsewhere.shutdown()
 
 
