@@ -154,8 +154,20 @@ class LinkageMethod(Strict):
         default="hub", description="Who holds the linkage keys."
     )
     match_threshold: float | None = Field(
-        default=None, gt=0, lt=1, description="Match probability above which records link."
+        default=None,
+        gt=0,
+        lt=1,
+        description=(
+            "Match probability at or above which records link: it can raise the hub's own "
+            "threshold and the other dataset's, never lower them."
+        ),
     )
+
+    @property
+    def hub_can_carry_out(self) -> bool:
+        """Whether the hub can link this way: keyed hash tokens made with keys it holds.
+        Lint refuses the rest; an agreement stored before that rule is not linked."""
+        return self.type == "keyed_hash_tokens" and self.key_custody == "hub"
 
 
 class Linkage(Strict):

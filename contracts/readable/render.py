@@ -302,7 +302,11 @@ def _linkage(agreement: Agreement) -> Section:
             f"are held by {w.KEY_CUSTODY_WORDS.get(m.key_custody, m.key_custody)}"
         )
         if m.match_threshold is not None:
-            text += f"; records link above a match probability of {w.number(m.match_threshold)}"
+            text += (
+                "; two records link only at a match probability of at least "
+                f"{w.number(m.match_threshold)}, or the hub's or the other dataset's "
+                "threshold if higher"
+            )
         blocks.append(Paragraph(text + "."))
     if link.key_rotation_days:
         blocks.append(Paragraph(f"Linkage keys are rotated every {link.key_rotation_days} days."))

@@ -42,8 +42,9 @@ def utcnow() -> dt.datetime:
 
 
 def as_utc(at: dt.datetime) -> dt.datetime:
-    """Timestamps are stored in UTC; SQLite gives them back without their time zone."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    """``at`` in UTC. Timestamps are stored in UTC; SQLite gives them back without their time
+    zone, PostgreSQL in the session's."""
+    return at.astimezone(dt.UTC) if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 class Base(DeclarativeBase):

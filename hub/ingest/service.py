@@ -163,8 +163,8 @@ def _repeat_note(session: Session, previous: Upload) -> str:
         return said
     return (
         f"{said} {later[0]} later upload(s) of {previous.dataset_id} were accepted since (the "
-        f"latest on {as_utc(later[1]):%Y-%m-%d}): records they revised keep the revised "
-        "values, not this file's."
+        f"latest on {as_utc(later[1]):%Y-%m-%d}): wherever they revised a record of this "
+        "file, the revised values stand."
     )
 
 

@@ -39,7 +39,8 @@ The model is the Fellegi-Sunter model Splink fits: ``u`` by random sampling (pai
 keep the priors for ``m``, as EM on a handful of pairs would fit noise. Candidate pairs come
 from :data:`BLOCKING_RULES`, only ever within one dataset or across a permitted pair
 (:data:`PERMITTED`, in every rule, for training as for scoring), are scored in bounded chunks,
-and are clustered at :attr:`EngineSettings.threshold` (see :func:`_components`).
+and are clustered at :attr:`EngineSettings.threshold`, or higher where an agreement asks
+(:func:`required_thresholds`, :func:`_components`).
 
 Splink's random sampling for ``u`` draws pairs regardless of dataset, so it runs on one group
 of datasets all permitted together (:func:`_sampling_group`): no sampled pair, either, crosses
@@ -516,8 +517,8 @@ def link(
     records a different person: no two are compared, and a person holds at most one of them,
     its best match, since links are taken strongest first). ``thresholds`` gives the match
     probability a dataset requires of its links (its agreement's ``match_threshold``); a pair
-    links at the higher of its two datasets' (:func:`required_thresholds`), and a dataset
-    without one requires :attr:`EngineSettings.threshold`."""
+    links at the higher of its two datasets', never below :attr:`EngineSettings.threshold`
+    (:func:`required_thresholds`)."""
     from splink import Linker
     from splink.backends.duckdb import DuckDBAPI
 
@@ -631,11 +632,12 @@ def required_thresholds(
     thresholds: Mapping[str, float],
     settings: EngineSettings,
 ) -> npt.NDArray[np.float64] | float:
-    """The match probability each pair must reach to link: the higher of what its two
-    datasets' agreements require, a dataset whose agreement sets none requiring
-    :attr:`EngineSettings.threshold`. Each party's agreement must be met, so neither can have
-    its records linked more loosely than it signed for by the other's choice."""
-    wanted = {d: t for d, t in thresholds.items() if t != settings.threshold}
+    """The match probability each pair must reach to link: the highest of what its two
+    datasets' agreements require and :attr:`EngineSettings.threshold`. Each party's agreement
+    must be met, so neither can have its records linked more loosely than it signed for by the
+    other's choice; and an agreement only ever tightens the hub's own threshold, never loosens
+    it, since a false link gives one person's events to another."""
+    wanted = {d: t for d, t in thresholds.items() if t > settings.threshold}
     if not wanted:
         return settings.threshold
     position = pd.Series(np.arange(len(ids)), index=ids)

@@ -1,7 +1,8 @@
 """Link rates: for whom linkage links, by dataset (agency), age band, sex and race.
 
 The link rate of a group is the share of its *linkable* records (the dataset was linked in the
-run; the record is under no no-linkage or aggregate-only rule) whose person id is shared with at
+run; the record is under no no-linkage or aggregate-only rule, and its consent had not ended on
+the day of the run) whose person id is shared with at
 least one record of *another* dataset. Records linked only within their own dataset (repeat
 visits) do not count: the rate is about joining agencies' data.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,8 @@ LINK_RATE_DEFINITION = (
     "The link rate of a group is the share of its linkable records whose person id is shared "
     "with at least one record of another dataset. Records linked only to records of their own "
     "dataset (repeat visits, say) do not count as linked. Linkable: the dataset was linked in "
-    "this run and the record is under no no-linkage or aggregate-only rule."
+    "this run, the record is under no no-linkage or aggregate-only rule, and, where its "
+    "agreement ties it to consent, its consent had not ended on the day of the run."
 )
 
 
@@ -191,6 +193,14 @@ def _value(field: str | None) -> ColumnElement[Any]:
     return Record.values[field].as_string()
 
 
+def _consent_in_force(expiry: str | None, day: str | None) -> list[ColumnElement[bool]]:
+    """The condition that a record's consent had not ended before ``day`` (none where its
+    dataset ties no consent end); a record without an end date has not ended."""
+    if expiry is None or day is None:
+        return []
+    return [func.coalesce(_value(expiry), day) >= day]
+
+
 def _dataset_fields(session: Session, datasets: list[str]) -> dict[tuple[str, int], Dataset]:
     """The contract of each (dataset, agreement version) the records were stored under."""
     pairs = session.execute(
@@ -211,8 +221,18 @@ def _dataset_fields(session: Session, datasets: list[str]) -> dict[tuple[str, in
     return out
 
 
-def link_rates(session: Session, datasets: Iterable[str], year: int) -> dict[str, Any]:
-    """Link rates by dataset, age band, sex and race (see the module docstring)."""
+def link_rates(
+    session: Session,
+    datasets: Iterable[str],
+    year: int,
+    consent_ends: Mapping[str, str] | None = None,
+    day: str | None = None,
+) -> dict[str, Any]:
+    """Link rates by dataset, age band, sex and race (see the module docstring).
+    ``consent_ends`` names, per dataset, the field holding the day its rows' consent ends;
+    rows whose consent ended before ``day`` (ISO) were not linked by the run, so are not
+    counted as linkable."""
+    consent_ends = consent_ends or {}
     datasets = sorted(set(datasets))
     contracts = _dataset_fields(session, datasets)
     # Person ids whose records span more than one dataset.
@@ -255,6 +275,7 @@ def link_rates(session: Session, datasets: Iterable[str], year: int) -> dict[str
                 Record.agreement_version_id == version_id,
                 ~Record.no_linkage,
                 ~Record.aggregate_only,
+                *_consent_in_force(consent_ends.get(ds), day),
             )
             .subquery()
         )

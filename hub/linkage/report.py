@@ -282,5 +282,11 @@ def linkage_report(session: Session, actor: Actor, run_id: int | None = None) ->
         "blocking_rules": blocking_rules(model),
         "histogram": list(params.get("histogram") or []),
         "changes": _changes(session, run.id),
-        "link_rates": link_rates(session, list(params.get("datasets") or []), started.year),
+        "link_rates": link_rates(
+            session,
+            list(params.get("datasets") or []),
+            started.year,
+            dict(params.get("consent_ends") or {}),
+            params.get("consent_day"),
+        ),
     }

@@ -77,7 +77,7 @@ def _header(report: dict[str, Any]) -> str:
         ("Records", _int(run.get("records"))),
         ("Linkable records", _int(run.get("linkable_records"))),
         ("Persons", _int(run.get("persons"))),
-        ("Links", f"{_int(run.get('links'))} pairs at or above the threshold"),
+        ("Links", f"{_int(run.get('links'))} pairs at or above the threshold each requires"),
         ("Trained", escape(TRAINED_TEXT.get(str(run.get("trained")), run.get("trained")))),
         ("Datasets linked", escape(", ".join(run.get("datasets") or []) or "—")),
         (
@@ -112,14 +112,22 @@ def _threshold_section(report: dict[str, Any]) -> str:
         lines.append("<p>This run did not use the default threshold.</p>")
     own = t.get("agreements") or {}
     if own:
+        floor = finite_number(p)
         items = "".join(
-            f"<li><code>{escape(dataset)}</code>: {_num(value)}</li>"
+            f"<li><code>{escape(dataset)}</code>: {_num(value, 12)}"
+            + (
+                " (below this run's threshold, so it changes nothing)"
+                if floor is not None and (finite_number(value) or 0) <= floor
+                else ""
+            )
+            + "</li>"
             for dataset, value in sorted(own.items())
         )
         lines.append(
             "<p>These datasets' agreements set their own match threshold "
             "(<code>linkage.method.match_threshold</code>); a pair of records links only at or "
-            f"above the higher of its two datasets' thresholds:</p><ul>{items}</ul>"
+            "above the highest of this run's threshold and its two datasets' thresholds, so an "
+            f"agreement can only make linkage stricter:</p><ul>{items}</ul>"
         )
     return "<section id='threshold'><h2>Threshold</h2>" + "".join(lines) + "</section>"
 

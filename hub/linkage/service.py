@@ -24,7 +24,7 @@ import hashlib
 import itertools
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.model import Linkage
 from hub import audit
 from hub.agreements.service import check_in_force, current_versions
 from hub.db.models import LinkageChange, LinkageRun, PersonLink, Record, utcnow
@@ -61,6 +62,8 @@ class LinkageSummary:
     ids_changed: int
     dataset_pairs: list[list[str]]
     seconds: float
+    # Datasets whose agreements raise the threshold for their links (match_threshold).
+    agreement_thresholds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -113,7 +116,7 @@ def linkage_scope(session: Session, today: dt.date) -> LinkScope:
             continue
         link = gov.spec.linkage
         for ds in gov.spec.datasets:
-            terms[ds.id] = (link.permitted, set(link.link_with) - set(link.prohibited_with))
+            terms[ds.id] = linkage_terms(link)
             if ds.one_record_per_person:
                 distinct.add(ds.id)
             if link.method is not None and link.method.match_threshold is not None:
@@ -127,6 +130,14 @@ def linkage_scope(session: Session, today: dt.date) -> LinkScope:
         if pa and pb and b in wa and a in wb:
             pairs.add(frozenset((a, b)))
     return LinkScope(set(terms), pairs, distinct, thresholds, consent_ends)
+
+
+def linkage_terms(link: Linkage) -> tuple[bool, set[str]]:
+    """Whether an agreement lets its datasets be linked, and with which datasets. A method the
+    hub cannot carry out (Bloom-filter CLKs, keys held by a linkage unit) permits nothing: the
+    hub's own tokens would not be what the parties agreed to."""
+    usable = link.method is None or link.method.hub_can_carry_out
+    return link.permitted and usable, set(link.link_with) - set(link.prohibited_with)
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
@@ -413,7 +424,11 @@ def run_linkage(
     run.status, run.records, run.persons, run.links = "finished", len(frame), n_clusters, links
     datasets = sorted(linkable_frame["source_dataset"].unique().tolist())
     thresholds = {d: t for d, t in sorted(scope.thresholds.items()) if d in datasets}
-    run.params = _run_params(settings, result, datasets, changed, thresholds)
+    run.params = _run_params(settings, result, datasets, changed, thresholds) | {
+        # What left records out for ended consent, for the report's link rates.
+        "consent_ends": dict(sorted(scope.consent_ends.items())),
+        "consent_day": today.isoformat(),
+    }
     run.finished_at = utcnow()
     summary = LinkageSummary(
         run_id=run.id,
@@ -429,6 +444,7 @@ def run_linkage(
         ids_changed=changed,
         dataset_pairs=sorted(sorted(p) for p in scope.pairs),
         seconds=round(time.perf_counter() - clock, 3),
+        agreement_thresholds=thresholds,
     )
     audit.append(
         session,

@@ -262,3 +262,13 @@ def test_html_is_well_formed(name: str) -> None:
     parser.feed(render_html(make_example(name)))
     parser.close()
     assert parser.open == []
+
+
+def test_a_match_threshold_says_it_only_tightens() -> None:
+    data = make_example_data("police")
+    data["linkage"]["method"] = {"match_threshold": 0.95}
+    text = render_markdown(Agreement.model_validate(data))
+    assert (
+        "two records link only at a match probability of at least 0.95, or the hub's or the "
+        "other dataset's threshold if higher" in text
+    )

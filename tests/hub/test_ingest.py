@@ -124,7 +124,7 @@ def test_an_older_file_sent_after_a_newer_one_says_the_newer_revisions_stand(
     assert again.upload_id == first.upload_id and again.duplicate
     assert table_counts(police_hub) == counts
     assert "1 later upload(s) of police_victimizations were accepted since" in again.notes[-1]
-    assert "records they revised keep the revised values" in again.notes[-1]
+    assert "wherever they revised a record of this file, the revised values" in again.notes[-1]
 
 
 def test_a_corrected_extract_replaces_the_records_it_revises(police_hub: Hub) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from contracts.model import Agreement
+from contracts.model import Agreement, Linkage
 from factories import (
     AGREEMENTS_DIR,
     load_agreement,
@@ -30,7 +30,7 @@ from hub.linkage import engine
 from hub.linkage.evaluate import evaluate
 from hub.linkage.report import linkage_report
 from hub.linkage.report_page import render_report
-from hub.linkage.service import assign_person_ids, permitted_pairs, run_linkage
+from hub.linkage.service import assign_person_ids, linkage_terms, permitted_pairs, run_linkage
 from hub.pseudonymize import TOKEN_COLUMNS, Pseudonymizer
 from hub.synth import generate
 
@@ -329,9 +329,11 @@ def test_a_pair_links_only_at_the_threshold_both_its_agreements_require() -> Non
     settings = engine.EngineSettings()
     need = engine.required_thresholds(ids, datasets, pairs, {"a": 0.99, "c": 0.3}, settings)
     assert need.tolist() == [0.99, settings.threshold, 0.99]  # type: ignore[union-attr]
-    # Looser than the hub's default only where both agreements say so.
-    need = engine.required_thresholds(ids, datasets, pairs, {"a": 0.3, "c": 0.3}, settings)
-    assert need.tolist() == [settings.threshold, settings.threshold, 0.3]  # type: ignore[union-attr]
+    # Never looser than the hub's own threshold, even where both agreements ask for it.
+    loose = {"a": 0.3, "b": 0.3, "c": 0.3}
+    assert engine.required_thresholds(ids, datasets, pairs, loose, settings) == settings.threshold
+    need = engine.required_thresholds(ids, datasets, pairs, {"a": 0.3, "c": 0.9}, settings)
+    assert need.tolist() == [settings.threshold, 0.9, 0.9]  # type: ignore[union-attr]
     assert engine.required_thresholds(ids, datasets, pairs, {}, settings) == settings.threshold
 
 
@@ -517,6 +519,11 @@ def test_a_fresh_id_never_reuses_one_already_held() -> None:
 
 @pytest.fixture
 def linked_hub(hub: Hub, tmp_path: Path) -> Hub:
+    return linked(hub, tmp_path)
+
+
+def linked(hub: Hub, tmp_path: Path) -> Hub:
+    """``hub`` with the synthetic population of 300 uploaded and linked once."""
     generate(tmp_path / "x", people=300, seed=5)
     upload_all(hub, tmp_path / "x")
     with hub.session() as s:
@@ -619,23 +626,72 @@ def cvi_people(hub: Hub) -> list[tuple[str | None, str, int]]:
     ]
 
 
-def test_records_whose_consent_has_ended_are_no_longer_linked(linked_hub: Hub) -> None:
+@pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
+def test_records_whose_consent_has_ended_are_no_longer_linked(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """Amended, the CVI agreement says a participant's consent ends on their exit date: from
-    then on the record is not used, so the next run leaves it a person id of its own."""
-    today = linked_hub.today().isoformat()
-    before = cvi_people(linked_hub)
-    assert any(end and end < today and n > 1 for end, _, n in before)  # linked, until now
+    then on the record is not used, so the next run leaves it a person id of its own. One
+    ending today is still in force; and the report's link rates count as linkable only what
+    the run could link."""
+    hub = linked(request.getfixturevalue(which), tmp_path)
+    today = hub.today().isoformat()
+    before = cvi_people(hub)
+    ended = [(end, pid) for end, pid, n in before if end and end < today and n > 1]
+    assert len(ended) > 1  # linked, until now
+    # One of them ends today instead: the last day of consent is still in it.
+    last_day = ended[0][1]
+    with hub.session() as s:
+        for record in s.scalars(
+            select(Record)
+            .join(PersonLink, PersonLink.record_id == Record.id)
+            .where(Record.dataset_id == "cvi_participants", PersonLink.person_id == last_day)
+        ):
+            record.values = {**record.values, "exit_date": today}
 
     def consent_ends_at_exit(data: dict[str, Any]) -> None:
         data["consent"]["expiry_field"] = "exit_date"
 
-    amend(linked_hub, "dsa-cvi-participants", consent_ends_at_exit)
-    with linked_hub.session() as s:
-        summary = run_linkage(s, "test", linked_hub.today())
-    after = cvi_people(linked_hub)
+    amend(hub, "dsa-cvi-participants", consent_ends_at_exit)
+    admin = make_actor(hub, "admin", Role.admin)
+    with hub.session() as s:
+        summary = run_linkage(s, "test", hub.today())
+    with hub.session() as s:
+        rates = linkage_report(s, admin)["link_rates"]
+    after = cvi_people(hub)
     assert summary.splits > 0 and len(after) == len(before)
     assert all(n == 1 for end, _, n in after if end and end < today)
-    assert any(n > 1 for end, _, n in after if not end or end >= today)  # the rest still link
+    assert any(n > 1 for end, pid, n in after if end == today and pid == last_day)
+    assert any(n > 1 for end, _, n in after if not end or end > today)  # the rest still link
+    assert sum(r["records"] for r in rates["by_agency"]) == summary.linkable_records
+    cvi = next(r for r in rates["by_agency"] if r["dataset"] == "cvi_participants")
+    with hub.session() as s:
+        usable = s.scalars(
+            select(Record.values).where(
+                Record.dataset_id == "cvi_participants", ~Record.no_linkage, ~Record.aggregate_only
+            )
+        ).all()
+    in_force = [v for v in usable if not v.get("exit_date") or v["exit_date"] >= today]
+    assert cvi["records"] == len(in_force) < len(usable)
+
+
+@pytest.mark.parametrize(
+    ("method", "permits"),
+    [
+        (None, True),
+        ({"match_threshold": 0.9}, True),
+        ({"type": "bloom_clk"}, False),
+        ({"key_custody": "linkage_unit"}, False),
+    ],
+)
+def test_a_linkage_method_the_hub_cannot_carry_out_permits_no_linkage(
+    method: dict[str, Any] | None, permits: bool
+) -> None:
+    """Lint refuses these methods; an agreement stored before it did is still not linked."""
+    link = Linkage.model_validate(
+        {"permitted": True, "link_with": ["a", "b"], "prohibited_with": ["b"], "method": method}
+    )
+    assert linkage_terms(link) == (permits, {"a"})
 
 
 def test_an_agreement_match_threshold_decides_its_links(linked_hub: Hub) -> None:
@@ -654,9 +710,10 @@ def test_an_agreement_match_threshold_decides_its_links(linked_hub: Hub) -> None
         recorded = run.params["agreement_thresholds"]
         page = render_report(linkage_report(s, admin))
     assert recorded == {"police_victimizations": 0.999999}
+    assert summary.agreement_thresholds == recorded  # and so in the linkage.run audit event
     assert summary.links < loose.links and summary.splits > 0
     # The report says so, beside the hub's own threshold.
-    assert "<li><code>police_victimizations</code>: 1</li>" in page  # 0.999999 to 4 digits
+    assert "<li><code>police_victimizations</code>: 0.999999</li>" in page
 
 
 def test_every_record_gets_a_person_id_and_reruns_are_stable(linked_hub: Hub) -> None:

@@ -36,3 +36,14 @@ def test_a_failed_unit_of_work_leaves_nothing(hub: Hub) -> None:
         pass
     with hub.session() as s:
         assert audit.count(s) == 0
+
+
+def test_as_utc_gives_the_same_moment_in_utc() -> None:
+    import datetime as dt
+
+    from hub.db.models import as_utc
+
+    naive = dt.datetime(2026, 3, 1, 12, 30)  # as SQLite gives a stored UTC time back
+    assert as_utc(naive) == dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.UTC)
+    chicago = dt.datetime(2026, 3, 1, 6, 30, tzinfo=dt.timezone(dt.timedelta(hours=-6)))
+    assert as_utc(chicago).tzinfo == dt.UTC and as_utc(chicago).hour == 12
