@@ -361,6 +361,14 @@ class Tokens:
             & p["t_ln"][b]
         )
 
+    def bare(self, a: np.ndarray, families: Iterable[str]) -> np.ndarray:
+        """The records ``a`` have no token of any of ``families``."""
+        has = np.zeros(len(a), dtype=bool)
+        for family in families:
+            for x in FAMILIES.get(family, ()):
+                has |= self.present[x][a]
+        return ~has
+
     def lacking(self, family: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Either side has no token of ``family``."""
         has_a = np.zeros(len(a), dtype=bool)
@@ -453,7 +461,16 @@ def diagnose(
         "blocking_recall": round(float(blocked.mean()), 6) if len(ta) else 1.0,
         "true_pairs_sharing_no_identifier": int((~sharing).sum()),
         "blocking_recall_of_pairs_sharing_an_identifier": (
-            round(float(blocked[sharing].mean()), 6) if sharing.any() else 1.0
+            round(float(blocked[sharing & allowed].mean()), 6) if sharing.any() else 1.0
+        ),
+        # The most any rules on identifiers could reach: every pair sharing one blocked.
+        "blocking_recall_ceiling": round(float((blocked | (sharing & allowed)).mean()), 6)
+        if len(ta)
+        else 1.0,
+        # Pairs one of whose records has no name, birth date or person id token at all
+        # (placeholder or missing names, no birth date): nothing but sex or ZIP to go on.
+        "true_pairs_with_a_record_without_identifiers": int(
+            (tokens.bare(ta, IDENTIFYING_FAMILIES) | tokens.bare(tb, IDENTIFYING_FAMILIES)).sum()
         ),
         "true_pairs_by_blocking_rule": by_rule,
         "missed_true_pairs": {
