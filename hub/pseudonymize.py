@@ -40,6 +40,11 @@ family      columns: tokens (before hashing)                        catches
 ``sw``      ``t_sw`` the first name's joined words, hashed in the   first name and surname
             ``ln`` domain (:data:`HASH_DOMAIN`), so it equals the   swapped
             ``t_ln`` of a record that holds the names swapped
+``az``      ``t_az1``-``t_az3`` the ZIPs of a home community area   an agency that records
+            (``link_as: community_area``, :func:`area_zips`),       the area, not the ZIP
+            hashed in the ``zip`` domain, so one equals the
+            ``t_zip`` of a record at a ZIP in the area; only for
+            a record without a ZIP
 ==========  =====================================================  ==========================
 
 The stored value of a ``keyed_hash`` field that is the record key is the record key's own
@@ -84,6 +89,7 @@ from validators.keys import normalize_record_key
 NICKNAMES = Path(__file__).parent / "data" / "nicknames.txt"
 SUFFIXES = {"JR", "SR", "II", "III", "IV", "V", "2ND", "3RD"}
 PLACEHOLDER_NAMES = Path(__file__).parent / "data" / "placeholder_names.txt"
+COMMUNITY_AREAS = Path(__file__).parent / "data" / "community_areas.txt"
 
 #: The token columns of a first name, and of a surname (a middle name goes with the first).
 FIRST_NAME_COLUMNS = ("t_fn", "t_fn2", "t_fi", "t_fsx", "t_sw", "t_mn")
@@ -235,10 +241,38 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_hn": "hn",  # the house number, when it is a field of its own
     "t_ay": "ay",  # the birth year an age allows when the birthday has passed on its date
     "t_ay2": "ay",  # ... and when it has not (the year before)
+    "t_az1": "az",  # the ZIPs of a home community area (see AREA_ZIP_COLUMNS)
+    "t_az2": "az",
+    "t_az3": "az",
 }
 
 #: Columns hashed in another family's domain, so that they can be compared across families.
-HASH_DOMAIN: dict[str, str] = {"t_sw": "ln", "t_ay": "by", "t_ay2": "by"}
+HASH_DOMAIN: dict[str, str] = {
+    "t_sw": "ln",
+    "t_ay": "by",
+    "t_ay2": "by",
+    "t_az1": "zip",
+    "t_az2": "zip",
+    "t_az3": "zip",
+}
+
+#: The columns of a community area's ZIPs. An area spanning more ZIPs than this (Chicago's Loop
+#: has six) gets none: a ZIP outside the few kept would read as evidence against a match.
+AREA_ZIP_COLUMNS = ("t_az1", "t_az2", "t_az3")
+
+
+@cache
+def area_zips() -> dict[str, tuple[str, ...]]:
+    """Community area (its number, and its name in upper case) → the ZIPs it spans, from
+    :data:`COMMUNITY_AREAS` (``NUMBER|NAME|ZIPS|...``)."""
+    table: dict[str, tuple[str, ...]] = {}
+    for line in COMMUNITY_AREAS.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        number, name, zips, *_ = line.split("|")
+        table[number.strip()] = table[_plain(name)] = tuple(zips.split())
+    return table
+
 
 #: How :func:`age_birth_years` takes an age and the date it was taken on as one value.
 AGE_AT = "@"
@@ -328,6 +362,12 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
     if role == LinkRole.locality:
         words = _plain(value).split()
         return {"t_loc": "".join(words)} if words else {}
+    if role == LinkRole.community_area:
+        text = _plain(value)
+        zips = area_zips().get(text.lstrip("0") if text.isdigit() else text, ())
+        if not zips or len(zips) > len(AREA_ZIP_COLUMNS):
+            return {}
+        return dict(zip(AREA_ZIP_COLUMNS, zips, strict=False))
     return {}  # LinkRole.age: see Pseudonymizer._age_tokens (it needs the age's date too)
 
 
@@ -598,6 +638,12 @@ class Pseudonymizer:
                     tokens[column] = (
                         pc.coalesce(tokens[column], found) if column in tokens else found
                     )
+        if "t_zip" in tokens and AREA_ZIP_COLUMNS[0] in tokens:
+            # An area only where the ZIP is missing: beside one, it adds nothing.
+            zipped = tokens["t_zip"].is_valid()
+            for column in AREA_ZIP_COLUMNS:
+                if column in tokens:
+                    tokens[column] = pc.if_else(zipped, pa.nulls(n, pa.int64()), tokens[column])
         _drop_placeholder_names(names, tokens, n)
         return PseudonymizedFrame(record_key, values, tokens)
 

@@ -134,6 +134,7 @@ def check_datasets(s: Subject) -> Iterator[Finding]:
         for j, f in enumerate(ds.fields):
             yield from check_field(f, f"{at}.fields[{j}]")
             yield from check_age_at(ds, f, f"{at}.fields[{j}]")
+            yield from check_area_link(f, f"{at}.fields[{j}]")
         for j, r in enumerate(ds.row_rules):
             rat = f"{at}.row_rules[{j}]"
             yield from check_condition(s, ds, names, r.when, f"{rat}.when")
@@ -220,6 +221,17 @@ def check_dataset_checks(s: Subject) -> Iterator[Finding]:
             if key in seen:
                 yield at, f"{c.check.value} on {', '.join(c.fields)} is declared twice; remove one"
             seen.add(key)
+
+
+def check_area_link(f: DatasetField, at: str) -> Iterator[Finding]:
+    """A community area links through the crosswalk of the areas the hub ships, so its values
+    must be those areas: ``link_as: community_area`` needs ``keyset: community_area``."""
+    if f.link_as == LinkRole.community_area and f.keyset != "community_area":
+        yield (
+            f"{at}.keyset",
+            f"{f.name} is linked as a community area, compared with ZIPs through the areas the "
+            "hub ships; set keyset: community_area so that only those areas are accepted",
+        )
 
 
 def check_age_at(ds: Dataset, f: DatasetField, at: str) -> Iterator[Finding]:

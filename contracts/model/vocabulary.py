@@ -228,6 +228,9 @@ class LinkRole(StrEnum):
     house_number = "house_number"  # the house number when it is a field of its own
     locality = "locality"  # city, town or suburb
     age = "age"  # age in whole years on the date in the field's ``age_at``
+    # a home community area (number or name), compared with home ZIPs through the shipped
+    # crosswalk (hub/data/community_areas.txt)
+    community_area = "community_area"
 
 
 class TimeUnit(StrEnum):

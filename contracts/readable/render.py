@@ -267,6 +267,8 @@ def _linked_fields(agreement: Agreement) -> list[str]:
         for f in d.fields:
             if f.link_as == LinkRole.age and f.age_at:
                 named.append(f"{f.name} (as the birth years it allows on {f.age_at})")
+            elif f.link_as == LinkRole.community_area:
+                named.append(f"{f.name} (as the ZIP codes the area spans)")
             elif f.link_as is not None:
                 named.append(f.name)
         if named:

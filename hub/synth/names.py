@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 
 DATA_DIR = Path(__file__).parent / "data"
+#: Shipped with the hub (its linkage compares areas with ZIPs), read here as the city's map.
+COMMUNITY_AREAS = Path(__file__).parent.parent / "data" / "community_areas.txt"
 
 # Tags used in the name files (see the header of each file).
 GENERAL, BLACK_AMERICAN, HISPANIC, EUROPEAN, ASIAN = "G", "B", "H", "P", "A"
@@ -60,8 +62,10 @@ class NameBank:
         return self.nicknames.get(name_key(first_name), ())
 
 
-def _lines(file_name: str) -> list[str]:
-    text = (DATA_DIR / file_name).read_text(encoding="utf-8")
+def _lines(file_name: str | Path) -> list[str]:
+    """The content lines of a file of :data:`DATA_DIR` (or of the path given)."""
+    path = file_name if isinstance(file_name, Path) else DATA_DIR / file_name
+    text = path.read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -83,7 +87,7 @@ def _nicknames() -> dict[str, tuple[str, ...]]:
 
 def _community_areas() -> tuple[CommunityArea, ...]:
     areas = []
-    for line in _lines("community_areas.txt"):
+    for line in _lines(COMMUNITY_AREAS):
         number, name, zips, weight, lat, lon = line.split("|")
         areas.append(
             CommunityArea(

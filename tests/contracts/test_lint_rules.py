@@ -206,6 +206,16 @@ CASES = [
         "victim_age is linked as an age; name the date it was taken on with age_at",
     ),
     Case(
+        "community_area_linked_without_its_keyset",
+        "check_datasets",
+        "cvi",
+        field_edit("home_community_area", keyset=None),
+        field_edit("home_community_area", keyset="community_area"),
+        field_path("home_community_area", "keyset"),
+        "home_community_area is linked as a community area, compared with ZIPs through the "
+        "areas the hub ships; set keyset: community_area",
+    ),
+    Case(
         "age_at_names_no_date",
         "check_datasets",
         "police",

@@ -272,3 +272,9 @@ def test_a_match_threshold_says_it_only_tightens() -> None:
         "two records link only at a match probability of at least 0.95, or the hub's or the "
         "other dataset's threshold if higher" in text
     )
+
+
+def test_a_linked_community_area_says_it_is_compared_as_zip_codes() -> None:
+    assert "home_community_area (as the ZIP codes the area spans)" in render_markdown(
+        make_example("cvi")
+    )

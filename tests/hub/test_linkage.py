@@ -182,6 +182,43 @@ def test_an_age_tells_namesakes_apart_where_the_birth_date_is_missing() -> None:
     assert not same_person(without, 11, b_id) and not same_person(without, 401, b_id)
 
 
+def test_a_community_area_tells_namesakes_apart_where_zip_and_birth_date_are_missing() -> None:
+    """Everyone at agency a has a home ZIP (one of 40); at b, 15 people have neither a birth
+    date nor a ZIP, only their home community area (``t_az1``-``t_az3``: the ZIPs it spans,
+    hashed as ZIPs). Person 10 has a namesake at a living elsewhere. With the area, b's record
+    joins the right one; without it (the control), it matches both on name alone and joins
+    neither."""
+    people = token_people(400, seed=17)
+    for i, person in enumerate(people):
+        person.update(t_zip=60_600 + i % 40, t_zip3=606)
+    twin = dict(people[10])
+    twin.update(t_by=1930, t_dob=19_300_615, t_dob2=None, t_md=7615, t_ym=193_006)
+    twin["t_zip"] = 60_600 + (10 + 20) % 40
+    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in [*people, twin]]
+    for i, p in enumerate(people[:300]):
+        q = dict(p)
+        if 10 <= i < 25:
+            q.update(t_dob=None, t_dob2=None, t_by=None, t_md=None, t_md2=None, t_ym=None)
+            home = int(p["t_zip"] or 0)
+            q.update(t_zip=None, t_zip3=None, t_az1=home - 1, t_az2=home, t_az3=home + 1)
+        rows.append(("b", q))
+    frame = token_frame(rows)
+    result = engine.link(frame, {frozenset("ab")})
+    zip_levels = next(c for c in result.model["comparisons"] if c["output_column_name"] == "zip")
+    labels = [lv.get("label_for_charts") for lv in zip_levels["comparison_levels"]]
+    assert labels[-3:-1] == [
+        "ZIP in the other's community area",
+        "ZIP outside the other's community area",
+    ]
+    b_id = 402 + 10  # 401 records at a, then b's in order
+    assert same_person(result, 11, b_id) and not same_person(result, 401, b_id)
+    assert sum(same_person(result, i + 1, 402 + i) for i in range(10, 25)) >= 14
+    control = frame.copy()
+    control[["t_az1", "t_az2", "t_az3"]] = pd.NA
+    without = engine.link(control, {frozenset("ab")})
+    assert not same_person(without, 11, b_id) and not same_person(without, 401, b_id)
+
+
 def test_one_name_in_the_others_place_still_links() -> None:
     """Person 5 is written at b with the surname as first name and a mistyped first name as
     surname: only one name agrees, crosswise (the pair is blocked on birth date and ZIP3). The

@@ -83,3 +83,26 @@ def test_migration_0009_goes_down_and_up_again(which: str, request: pytest.Fixtu
     with hub.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM upload_jobs")).scalar_one() == 0
     assert_models_match_migrations(hub)
+
+
+@pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
+def test_migration_0010_goes_down_and_up_again(which: str, request: pytest.FixtureRequest) -> None:
+    """0010 adds the community area's ZIP tokens to records; its downgrade drops them, the
+    upgrade adds them again, empty."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from hub.db.migrate import alembic_config, upgrade
+
+    hub: Hub = request.getfixturevalue(which)
+    columns = {"t_az1", "t_az2", "t_az3"}
+    with hub.engine.begin() as conn:
+        cfg = alembic_config(hub.engine.url.render_as_string(hide_password=False))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+    with hub.engine.connect() as conn:
+        assert not columns & {c["name"] for c in inspect(conn).get_columns("records")}
+    upgrade(hub.engine)
+    with hub.engine.connect() as conn:
+        assert columns <= {c["name"] for c in inspect(conn).get_columns("records")}
+    assert_models_match_migrations(hub)

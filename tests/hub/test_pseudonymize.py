@@ -364,3 +364,26 @@ def test_rows_with_empty_identifying_values_skip_those_tokens() -> None:
     p = make_pseudonymizer()
     families = families_of(p, make_police_row(1, victim_first_name=" ", victim_dob=""))
     assert "fn" not in families and "dob" not in families and "ln" in families
+
+
+def test_a_community_area_gives_the_zips_it_spans_hashed_as_zips() -> None:
+    """A home community area (``link_as: community_area``) gives the ZIPs of the shipped
+    crosswalk, hashed as ZIPs, so one equals the ``t_zip`` of a record at a ZIP in the area.
+    Beside a ZIP the area adds nothing; an area of more ZIPs than its columns (the Loop, six)
+    or one not in the crosswalk gives none."""
+    data = load_agreement(POLICE).model_dump(by_alias=True, mode="json")
+    fields = data["datasets"][0]["fields"]
+    area = next(f for f in fields if f["name"] == "community_area")
+    area["link_as"] = "community_area"
+    dataset = type(load_agreement(POLICE)).model_validate(data).dataset("police_victimizations")
+    assert dataset is not None
+    p = Pseudonymizer(dataset, InMemoryKeyStore.generate())
+    austin = families_of(p, make_police_row(1, community_area="25", victim_home_zip=""))
+    at_zip = families_of(p, make_police_row(2, community_area="1", victim_home_zip="60651"))
+    assert austin["az"] == {str(p.link_token("zip", z)) for z in ("60644", "60651", "60639")}
+    assert at_zip["zip"] <= austin["az"] and "az" not in at_zip
+    by_name = families_of(p, make_police_row(3, community_area="austin", victim_home_zip=""))
+    assert by_name["az"] == austin["az"]
+    for other in ("32", "99", ""):
+        row = make_police_row(4, community_area=other, victim_home_zip="")
+        assert "az" not in families_of(p, row), other
