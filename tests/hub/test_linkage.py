@@ -467,6 +467,26 @@ def scored(*pairs: tuple[int, int, float]) -> pd.DataFrame:
     )
 
 
+def test_a_record_without_birth_date_joins_the_person_it_matches_clearly_best() -> None:
+    """Undated record 3 matches dated records 1 and 2, which stayed apart: it joins 1 when its
+    link there is stronger by at least CLEAR_LEAD_BITS, and neither when the two are close."""
+    ids = np.array([1, 2, 3])
+    dated = np.array([True, True, False])
+
+    def weighed(w13: float, w23: float) -> pd.DataFrame:
+        links = scored((1, 3, 0.9), (2, 3, 0.9))
+        links["match_weight"] = [w13, w23]
+        return links
+
+    lead = engine.CLEAR_LEAD_BITS
+    labels = engine._components(ids, weighed(8.0 + lead, 8.0), dated)
+    assert labels[2] == labels[0] != labels[1]
+    labels = engine._components(ids, weighed(8.0, 8.0 + lead), dated)
+    assert labels[2] == labels[1] != labels[0]
+    labels = engine._components(ids, weighed(8.0 + lead / 2, 8.0), dated)
+    assert len(set(labels.tolist())) == 3
+
+
 def test_a_record_without_birth_date_cannot_bridge_two_people() -> None:
     ids = np.array([1, 2, 3, 4])
     dated = np.array([True, True, False, False])
