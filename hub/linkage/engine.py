@@ -98,6 +98,14 @@ BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
 
 #: Families with more than one token column are blocked on as arrays (DuckDB explodes them).
 _ARRAY_FAMILIES = ("fn", "ln", "dob", "md", "by")
+#: ... and the ZIP when some record has a community area's ZIPs (only then: a one-element
+#: array costs an explode for nothing).
+_ARRAY_WHEN_PRESENT = {"zip": "t_az1"}
+
+
+def _is_array(family: str, present: Collection[str]) -> bool:
+    return family in _ARRAY_FAMILIES or _ARRAY_WHEN_PRESENT.get(family) in present
+
 
 #: EM sessions, in order: the block, and whether the share of matches in it is held at the
 #: value the model already implies. A block fixes the comparisons it is made of, so names are
@@ -197,6 +205,9 @@ for _column, _family in TOKEN_COLUMNS.items():
 #: allows (hashed in its domain), so that a record with only an age is blocked on it too.
 BLOCK_COLUMNS: dict[str, list[str]] = {f: list(c) for f, c in _FAMILY_COLUMNS.items()}
 BLOCK_COLUMNS["by"] = [*_FAMILY_COLUMNS["by"], *_FAMILY_COLUMNS["ay"]]
+#: And for the ZIP the ZIPs of a community area (hashed in its domain), so that a record with
+#: only an area is blocked with records at a ZIP in it, on surname or first name and ZIP.
+BLOCK_COLUMNS["zip"] = [*_FAMILY_COLUMNS["zip"], *_FAMILY_COLUMNS["az"]]
 
 
 @dataclass(frozen=True)
@@ -395,7 +406,7 @@ def _blocking_rules(present: Collection[str]) -> list[Any]:
     from splink.blocking_rule_library import CustomRule
 
     rules = [
-        _rule(*(f"k_{f}" for f in rule), explode=[f"k_{f}" for f in rule if f in _ARRAY_FAMILIES])
+        _rule(*(f"k_{f}" for f in rule), explode=[f"k_{f}" for f in rule if _is_array(f, present)])
         for rule in BLOCKING_RULES
         if all(any(c in present for c in BLOCK_COLUMNS[f]) for f in rule)
     ]
@@ -459,10 +470,10 @@ def _settings(present: Collection[str]) -> Any:
 
 def _records_sql(present: Collection[str]) -> str:
     """The engine's input table: tokens plus the ``k_`` blocking copies (arrays of a family's
-    non-null tokens for the families in :data:`_ARRAY_FAMILIES`)."""
+    non-null tokens for the families :func:`_is_array` names)."""
     blocks = []
     for family, columns in BLOCK_COLUMNS.items():
-        if family in _ARRAY_FAMILIES:
+        if _is_array(family, present):
             items = ", ".join(f'"{c}"' for c in columns)
             blocks.append(f"list_distinct([{items}]) AS k_{family}")  # drops nulls
         else:

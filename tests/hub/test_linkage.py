@@ -219,6 +219,30 @@ def test_a_community_area_tells_namesakes_apart_where_zip_and_birth_date_are_mis
     assert not same_person(without, 11, b_id) and not same_person(without, 401, b_id)
 
 
+def test_a_record_with_only_a_community_area_is_blocked_with_records_at_its_zips() -> None:
+    """Person 7 is at b with a mistyped first name, no birth date and no ZIP, only a home area:
+    only the surname and the area (one of whose ZIPs is a's ZIP) can bring the pair together,
+    through the surname + ZIP blocking rule, which blocks on the area's ZIPs too."""
+    people = token_people(400, seed=19)
+    for i, person in enumerate(people):
+        person.update(t_zip=60_600 + i % 40, t_zip3=606)
+    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in people]
+    for i, p in enumerate(people[:300]):
+        q = dict(p)
+        if i == 7:
+            q.update(t_fn=99_007, t_fn2=None, t_fsx=99_008, t_sw=99_009)
+            q.update(t_dob=None, t_dob2=None, t_by=None, t_md=None, t_md2=None, t_ym=None)
+            home = int(p["t_zip"] or 0)
+            q.update(t_zip=None, t_zip3=None, t_az1=home + 1, t_az2=home)
+        rows.append(("b", q))
+    frame = token_frame(rows)
+    pairs = engine.link(frame, {frozenset("ab")}).pairs
+    assert ((pairs["unique_id_l"] == 8) & (pairs["unique_id_r"] == 408)).any()
+    frame[["t_az1", "t_az2"]] = pd.NA
+    pairs = engine.link(frame, {frozenset("ab")}).pairs
+    assert not ((pairs["unique_id_l"] == 8) & (pairs["unique_id_r"] == 408)).any()
+
+
 def test_one_name_in_the_others_place_still_links() -> None:
     """Person 5 is written at b with the surname as first name and a mistyped first name as
     surname: only one name agrees, crosswise (the pair is blocked on birth date and ZIP3). The
