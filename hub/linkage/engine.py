@@ -21,9 +21,10 @@ birth date     same / day and month swapped / same month and day (a year typo) /
                1 January counts as its year alone, see ``hub.pseudonymize.YEAR_ONLY_DAY``)
 middle name    same / else
 sex            same / else
-ZIP            same ZIP / same ZIP3 / [ZIP in the other's community area / ZIP outside it] /
-               else (ZIP3 alone when no record has a whole ZIP; the area levels when a record
-               has only a home community area, ``link_as: community_area``)
+ZIP            same ZIP / same ZIP3 / [ZIP in the other's community area / ZIP outside it /
+               same community area / another community area] / else (ZIP3 alone when no
+               record has a whole ZIP; the area levels when some record has only a home
+               community area, ``link_as: community_area``)
 person id,     same / else; street: same address line / same street, other number / else
 street, ...
 =============  ==================================================================================
@@ -154,24 +155,31 @@ NONE_DATED = '("t_dob_l" IS NULL AND "t_dob_r" IS NULL)'
 #: age is nearly always right.
 AGE_PRIORS = [0.04, 0.01, 0.003]
 
-#: Neither a ZIP on both records nor a ZIP on one and a community area's ZIPs (``t_az1``-``3``,
-#: made only for records without a ZIP) on the other: nothing to compare.
+#: Some record has neither a ZIP nor a community area's ZIPs (``t_az1``-``3``, made only for
+#: records without a ZIP): nothing to compare.
 NO_ZIP_OR_AREA = (
-    '(("t_zip_l" IS NULL AND "t_zip_r" IS NULL) OR ("t_zip_l" IS NULL AND "t_az1_l" IS NULL) '
-    'OR ("t_zip_r" IS NULL AND "t_az1_r" IS NULL))'
+    '(("t_zip_l" IS NULL AND "t_az1_l" IS NULL) OR ("t_zip_r" IS NULL AND "t_az1_r" IS NULL))'
 )
-#: Past that null level, one record has a ZIP and the other only its community area.
-ZIP_AGAINST_AREA = '("t_zip_l" IS NULL OR "t_zip_r" IS NULL)'
-#: The ZIP is one of the area's.
+#: Past that null level: one record has a ZIP and the other only its community area.
+ZIP_AGAINST_AREA = '(("t_zip_l" IS NULL) <> ("t_zip_r" IS NULL))'
+#: ... and the ZIP is one of the area's.
 ZIP_IN_AREA = (
     f"({ZIP_AGAINST_AREA} AND "
     '("t_zip_l" IN ("t_az1_r", "t_az2_r", "t_az3_r") '
     'OR "t_zip_r" IN ("t_az1_l", "t_az2_l", "t_az3_l")))'
 )
-#: Prior ``m`` of "ZIP in the other's community area" and "ZIP outside it" (the others scaled
-#: down to make room): a few percent of matched pairs hold an area on one side, and about 95%
-#: of those live in it (trained on the synthetic population of 20,000: +3.2 and -4.7 bits).
-AREA_PRIORS = [0.04, 0.002]
+#: Past that null level: both records have only a community area ...
+AREA_AGAINST_AREA = '("t_zip_l" IS NULL AND "t_zip_r" IS NULL)'
+#: ... and it is the same (the same ZIPs).
+SAME_AREA = (
+    f'({AREA_AGAINST_AREA} AND "t_az1_l" = "t_az1_r" '
+    'AND "t_az2_l" IS NOT DISTINCT FROM "t_az2_r" AND "t_az3_l" IS NOT DISTINCT FROM "t_az3_r")'
+)
+#: Prior ``m`` of "ZIP in the other's community area", "ZIP outside it", "same community
+#: area" and "another community area" (the others scaled down to make room): a few percent of
+#: matched pairs hold an area on one side, about 1% on both, and about 95% of those live in
+#: it (trained on the synthetic population of 20,000: +3.2 and -4.7 bits).
+AREA_PRIORS = [0.04, 0.002, 0.01, 0.001]
 
 #: Each record's first name equals the other's surname and the other way round (``t_sw`` is the
 #: first name keyed as a surname), and its prior ``m``.
@@ -289,11 +297,13 @@ def _comparisons(present: Collection[str]) -> list[Any]:
         if name == "zip" and "t_az1" in present:
             # Levels for a pair where one record has only a community area, before "else".
             priors = [p / (1 + sum(AREA_PRIORS)) for p in (*priors[:-1], *AREA_PRIORS, priors[-1])]
-            null = level(NO_ZIP_OR_AREA, "no ZIP, or an area on both").configure(is_null_level=True)
+            null = level(NO_ZIP_OR_AREA, "no ZIP or community area").configure(is_null_level=True)
             levels = [
                 *levels,
                 level(ZIP_IN_AREA, "ZIP in the other's community area"),
                 level(ZIP_AGAINST_AREA, "ZIP outside the other's community area"),
+                level(SAME_AREA, "same community area"),
+                level(AREA_AGAINST_AREA, "another community area"),
             ]
         if "t_sw" in present and name == "first_name":
             # Second best: the names-swapped level, its prior taken from "else". It carries the

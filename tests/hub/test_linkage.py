@@ -206,9 +206,11 @@ def test_a_community_area_tells_namesakes_apart_where_zip_and_birth_date_are_mis
     result = engine.link(frame, {frozenset("ab")})
     zip_levels = next(c for c in result.model["comparisons"] if c["output_column_name"] == "zip")
     labels = [lv.get("label_for_charts") for lv in zip_levels["comparison_levels"]]
-    assert labels[-3:-1] == [
+    assert labels[-5:-1] == [
         "ZIP in the other's community area",
         "ZIP outside the other's community area",
+        "same community area",
+        "another community area",
     ]
     b_id = 402 + 10  # 401 records at a, then b's in order
     assert same_person(result, 11, b_id) and not same_person(result, 401, b_id)
