@@ -361,6 +361,13 @@ class Tokens:
             & p["t_ln"][b]
         )
 
+    def half_swapped(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """One side's first name is the other's surname (either way round)."""
+        v, p = self.values, self.present
+        return ((v["t_sw"][a] == v["t_ln"][b]) & p["t_sw"][a] & p["t_ln"][b]) | (
+            (v["t_ln"][a] == v["t_sw"][b]) & p["t_ln"][a] & p["t_sw"][b]
+        )
+
     def bare(self, a: np.ndarray, families: Iterable[str]) -> np.ndarray:
         """The records ``a`` have no token of any of ``families``."""
         has = np.zeros(len(a), dtype=bool)
@@ -442,9 +449,12 @@ def diagnose(
             hit &= tokens.agree(family, ta, tb, BLOCK_COLUMNS)
         by_rule["+".join(rule)] = int(hit.sum())
         blocked |= hit
-    if SWAPPED:  # the engine's extra rule when first names are keyed as surnames too
+    if SWAPPED:  # the engine's extra rules when first names are keyed as surnames too
         hit = tokens.swapped(ta, tb)
         by_rule["names swapped"] = int(hit.sum())
+        blocked |= hit
+        hit = tokens.half_swapped(ta, tb) & tokens.agree("dob", ta, tb, BLOCK_COLUMNS)
+        by_rule["one name in the other's place+dob"] = int(hit.sum())
         blocked |= hit
     blocked &= allowed
     # Pairs that share no first name, surname, birth date or person identifier (nothing but

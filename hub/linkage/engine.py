@@ -422,6 +422,17 @@ def _blocking_rules(present: Collection[str]) -> list[Any]:
     ]
     if "t_sw" in present:  # names swapped
         rules.append(CustomRule(f"l.t_sw = r.t_ln AND l.t_ln = r.t_sw AND {PERMITTED}"))
+        if "t_dob" in present:
+            # One name in the other's place (the other mistyped or a nickname) and the same
+            # birth date, each way round: 58 of the 792 true pairs no other rule blocked in the
+            # synthetic population of 20,000.
+            for a, b in (("t_sw", "t_ln"), ("t_ln", "t_sw")):
+                rules.append(
+                    CustomRule(
+                        f"l.{a} = r.{b} AND l.k_dob = r.k_dob AND {PERMITTED}",
+                        arrays_to_explode=["k_dob"],
+                    )
+                )
     return rules
 
 
