@@ -264,6 +264,20 @@ def test_one_name_in_the_others_place_still_links() -> None:
     assert not same_person(engine.link(frame, {frozenset("ab")}), 6, 406)
 
 
+def test_one_name_in_the_others_place_is_blocked_on_the_birth_date() -> None:
+    """As above, without a ZIP: only the rule for one name in the other's place with the same
+    birth date proposes the pair."""
+    people = token_people(400, seed=13)
+    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in people]
+    for i, p in enumerate(people[:300]):
+        q = dict(p)
+        if i == 5:
+            q.update(t_fn=90_000 + int(p["t_ln"] or 0), t_fi=None, t_fsx=None, t_lsx=None)
+            q.update(t_sw=p["t_ln"], t_ln=99_300)
+        rows.append(("b", q))
+    assert same_person(engine.link(token_frame(rows), {frozenset("ab")}), 6, 406)
+
+
 def test_a_level_random_sampling_never_saw_gets_a_u_of_its_own() -> None:
     """Unseen, Splink would give the level a default ``u`` by position (about 0.001): the
     names-swapped level gets u(same first name) x u(same surname), any other its starting
