@@ -471,7 +471,7 @@ def diagnose(
         "blocking_recall": round(float(blocked.mean()), 6) if len(ta) else 1.0,
         "true_pairs_sharing_no_identifier": int((~sharing).sum()),
         "blocking_recall_of_pairs_sharing_an_identifier": (
-            round(float(blocked[sharing & allowed].mean()), 6) if sharing.any() else 1.0
+            round(float(blocked[sharing & allowed].mean()), 6) if (sharing & allowed).any() else 1.0
         ),
         # The most any rules on identifiers could reach: every pair sharing one blocked.
         "blocking_recall_ceiling": round(float((blocked | (sharing & allowed)).mean()), 6)

@@ -40,11 +40,12 @@ family      columns: tokens (before hashing)                        catches
 ``sw``      ``t_sw`` the first name's joined words, hashed in the   first name and surname
             ``ln`` domain (:data:`HASH_DOMAIN`), so it equals the   swapped
             ``t_ln`` of a record that holds the names swapped
-``az``      ``t_az1``-``t_az3`` the ZIPs of a home community area   an agency that records
-            (``link_as: community_area``, :func:`area_zips`),       the area, not the ZIP
-            hashed in the ``zip`` domain, so one equals the
-            ``t_zip`` of a record at a ZIP in the area; only for
-            a record without a ZIP
+``ca``      ``t_ca`` a home community area's number                 an agency that records
+            (``link_as: community_area``, :func:`community_areas`)  the area, not the ZIP
+``az``      ``t_az1``-``t_az3`` the ZIPs the area spans, hashed in
+            the ``zip`` domain, so one equals the ``t_zip`` of a
+            record at a ZIP in the area. ``ca`` and ``az`` only
+            for a record without a ZIP
 ==========  =====================================================  ==========================
 
 The stored value of a ``keyed_hash`` field that is the record key is the record key's own
@@ -241,7 +242,8 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_hn": "hn",  # the house number, when it is a field of its own
     "t_ay": "ay",  # the birth year an age allows when the birthday has passed on its date
     "t_ay2": "ay",  # ... and when it has not (the year before)
-    "t_az1": "az",  # the ZIPs of a home community area (see AREA_ZIP_COLUMNS)
+    "t_ca": "ca",  # a home community area (see AREA_COLUMNS)
+    "t_az1": "az",  # the ZIPs it spans
     "t_az2": "az",
     "t_az3": "az",
 }
@@ -257,20 +259,23 @@ HASH_DOMAIN: dict[str, str] = {
 }
 
 #: The columns of a community area's ZIPs. An area spanning more ZIPs than this (Chicago's Loop
-#: has six) gets none: a ZIP outside the few kept would read as evidence against a match.
+#: has six) gets no area tokens at all: a ZIP outside the few kept would read as evidence
+#: against a match.
 AREA_ZIP_COLUMNS = ("t_az1", "t_az2", "t_az3")
+#: Every column of a community area (the area itself, then its ZIPs).
+AREA_COLUMNS = ("t_ca", *AREA_ZIP_COLUMNS)
 
 
 @cache
-def area_zips() -> dict[str, tuple[str, ...]]:
-    """Community area (its number, and its name in upper case) → the ZIPs it spans, from
-    :data:`COMMUNITY_AREAS` (``NUMBER|NAME|ZIPS|...``)."""
-    table: dict[str, tuple[str, ...]] = {}
+def community_areas() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Community area (its number, and its name in upper case) → its number and the ZIPs it
+    spans, from :data:`COMMUNITY_AREAS` (``NUMBER|NAME|ZIPS|...``)."""
+    table: dict[str, tuple[str, tuple[str, ...]]] = {}
     for line in COMMUNITY_AREAS.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         number, name, zips, *_ = line.split("|")
-        table[number.strip()] = table[_plain(name)] = tuple(zips.split())
+        table[number.strip()] = table[_plain(name)] = (number.strip(), tuple(zips.split()))
     return table
 
 
@@ -364,10 +369,11 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
         return {"t_loc": "".join(words)} if words else {}
     if role == LinkRole.community_area:
         text = _plain(value)
-        zips = area_zips().get(text.lstrip("0") if text.isdigit() else text, ())
-        if not zips or len(zips) > len(AREA_ZIP_COLUMNS):
+        found = community_areas().get(text.lstrip("0") if text.isdigit() else text)
+        if found is None or len(found[1]) > len(AREA_ZIP_COLUMNS):
             return {}
-        return dict(zip(AREA_ZIP_COLUMNS, zips, strict=False))
+        number, zips = found
+        return {"t_ca": number, **dict(zip(AREA_ZIP_COLUMNS, zips, strict=False))}
     return {}  # LinkRole.age: see Pseudonymizer._age_tokens (it needs the age's date too)
 
 
@@ -638,10 +644,10 @@ class Pseudonymizer:
                     tokens[column] = (
                         pc.coalesce(tokens[column], found) if column in tokens else found
                     )
-        if "t_zip" in tokens and AREA_ZIP_COLUMNS[0] in tokens:
+        if "t_zip" in tokens and AREA_COLUMNS[0] in tokens:
             # An area only where the ZIP is missing: beside one, it adds nothing.
             zipped = tokens["t_zip"].is_valid()
-            for column in AREA_ZIP_COLUMNS:
+            for column in AREA_COLUMNS:
                 if column in tokens:
                     tokens[column] = pc.if_else(zipped, pa.nulls(n, pa.int64()), tokens[column])
         _drop_placeholder_names(names, tokens, n)

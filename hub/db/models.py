@@ -184,6 +184,7 @@ class Record(Base):
     t_ay: Mapped[int | None] = mapped_column(BigInteger)
     t_ay2: Mapped[int | None] = mapped_column(BigInteger)
     t_ym: Mapped[int | None] = mapped_column(BigInteger)
+    t_ca: Mapped[int | None] = mapped_column(BigInteger)
     t_az1: Mapped[int | None] = mapped_column(BigInteger)
     t_az2: Mapped[int | None] = mapped_column(BigInteger)
     t_az3: Mapped[int | None] = mapped_column(BigInteger)

@@ -101,7 +101,7 @@ BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
 _ARRAY_FAMILIES = ("fn", "ln", "dob", "md", "by")
 #: ... and the ZIP when some record has a community area's ZIPs (only then: a one-element
 #: array costs an explode for nothing).
-_ARRAY_WHEN_PRESENT = {"zip": "t_az1"}
+_ARRAY_WHEN_PRESENT = {"zip": "t_ca"}
 
 
 def _is_array(family: str, present: Collection[str]) -> bool:
@@ -155,10 +155,10 @@ NONE_DATED = '("t_dob_l" IS NULL AND "t_dob_r" IS NULL)'
 #: age is nearly always right.
 AGE_PRIORS = [0.04, 0.01, 0.003]
 
-#: Some record has neither a ZIP nor a community area's ZIPs (``t_az1``-``3``, made only for
-#: records without a ZIP): nothing to compare.
+#: Some record has neither a ZIP nor a community area (``t_ca``, with the ZIPs it spans in
+#: ``t_az1``-``3``; made only for records without a ZIP): nothing to compare.
 NO_ZIP_OR_AREA = (
-    '(("t_zip_l" IS NULL AND "t_az1_l" IS NULL) OR ("t_zip_r" IS NULL AND "t_az1_r" IS NULL))'
+    '(("t_zip_l" IS NULL AND "t_ca_l" IS NULL) OR ("t_zip_r" IS NULL AND "t_ca_r" IS NULL))'
 )
 #: Past that null level: one record has a ZIP and the other only its community area.
 ZIP_AGAINST_AREA = '(("t_zip_l" IS NULL) <> ("t_zip_r" IS NULL))'
@@ -170,16 +170,17 @@ ZIP_IN_AREA = (
 )
 #: Past that null level: both records have only a community area ...
 AREA_AGAINST_AREA = '("t_zip_l" IS NULL AND "t_zip_r" IS NULL)'
-#: ... and it is the same (the same ZIPs).
-SAME_AREA = (
-    f'({AREA_AGAINST_AREA} AND "t_az1_l" = "t_az1_r" '
-    'AND "t_az2_l" IS NOT DISTINCT FROM "t_az2_r" AND "t_az3_l" IS NOT DISTINCT FROM "t_az3_r")'
-)
+#: ... and it is the same one.
+SAME_AREA = f'({AREA_AGAINST_AREA} AND "t_ca_l" = "t_ca_r")'
 #: Prior ``m`` of "ZIP in the other's community area", "ZIP outside it", "same community
 #: area" and "another community area" (the others scaled down to make room): a few percent of
-#: matched pairs hold an area on one side, about 1% on both, and about 95% of those live in
-#: it (trained on the synthetic population of 20,000: +3.2 and -4.7 bits).
-AREA_PRIORS = [0.04, 0.002, 0.01, 0.001]
+#: matched pairs hold an area on one side, about 1% on both. The crosswalk is approximate
+#: (an area's commonest ZIPs) and people move, so a ZIP outside the area, or another area,
+#: is taken as about as common among matches as a ZIP differing between two agencies (the ZIP
+#: comparison's "else"), not as near-proof of two people. Trained on real data, EM replaces
+#: these; the synthetic city draws every ZIP from the same crosswalk, so what it trains
+#: (+3.3 bits in the area, -4.5 outside) is more confident than a real city would allow.
+AREA_PRIORS = [0.04, 0.01, 0.01, 0.002]
 
 #: Each record's first name equals the other's surname and the other way round (``t_sw`` is the
 #: first name keyed as a surname), and its prior ``m``.
@@ -294,7 +295,7 @@ def _comparisons(present: Collection[str]) -> list[Any]:
             # Levels for a pair where one record has only an age, before "else".
             priors = [p / (1 + sum(AGE_PRIORS)) for p in (*priors[:-1], *AGE_PRIORS, priors[-1])]
             null = level(NO_BIRTH_YEAR, "no birth date or age").configure(is_null_level=True)
-        if name == "zip" and "t_az1" in present:
+        if name == "zip" and "t_ca" in present:
             # Levels for a pair where one record has only a community area, before "else".
             priors = [p / (1 + sum(AREA_PRIORS)) for p in (*priors[:-1], *AREA_PRIORS, priors[-1])]
             null = level(NO_ZIP_OR_AREA, "no ZIP or community area").configure(is_null_level=True)
@@ -373,9 +374,10 @@ def _comparisons(present: Collection[str]) -> list[Any]:
             ],
         ),
     }
-    if "t_zip" in present:
+    if "t_zip" in present or "t_ca" in present:
         # The whole code, then its first three digits: one comparison, so that agreeing on
-        # the whole code is not counted again as agreeing on ZIP3.
+        # the whole code is not counted again as agreeing on ZIP3. (Records with only a ZIP3
+        # beside records with only an area are compared on the area alone.)
         built["zip"] = lambda: custom(
             "zip",
             [cll.ExactMatchLevel("t_zip"), level('"t_zip3_l" = "t_zip3_r"', "same ZIP3")],
@@ -392,7 +394,9 @@ def _comparisons(present: Collection[str]) -> list[Any]:
     return [
         make()
         for name, make in built.items()
-        if COMPARISON_COLUMNS[name] in present or (name == "birth_date" and "t_ay" in present)
+        if COMPARISON_COLUMNS[name] in present
+        or (name == "birth_date" and "t_ay" in present)
+        or (name == "zip" and "t_ca" in present)
     ]
 
 

@@ -232,8 +232,10 @@ def _threshold(params: dict[str, Any]) -> dict[str, Any]:
         "odds": round(p / (1 - p), 3) if p < 1 else None,
         "default": EngineSettings().threshold,
         "why": threshold_rationale(),
-        # Datasets whose agreement sets its own (a pair links at the higher of its two).
+        # Datasets whose agreement sets its own: a pair links at the highest of the run's and
+        # its two datasets' (runs that say "floored"; before, at the higher of its two).
         "agreements": dict(params.get("agreement_thresholds") or {}),
+        "floored": bool(params.get("thresholds_floored")),
     }
 
 

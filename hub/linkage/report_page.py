@@ -112,22 +112,29 @@ def _threshold_section(report: dict[str, Any]) -> str:
         lines.append("<p>This run did not use the default threshold.</p>")
     own = t.get("agreements") or {}
     if own:
-        floor = finite_number(p)
+        floored = bool(t.get("floored"))
+        floor = finite_number(p) if floored else None
         items = "".join(
             f"<li><code>{escape(dataset)}</code>: {_num(value, 12)}"
             + (
-                " (below this run's threshold, so it changes nothing)"
+                " (at or below this run's threshold, so it changes nothing)"
                 if floor is not None and (finite_number(value) or 0) <= floor
                 else ""
             )
             + "</li>"
             for dataset, value in sorted(own.items())
         )
+        rule = (
+            "the highest of this run's threshold and its two datasets' thresholds, so an "
+            "agreement can only make linkage stricter"
+            if floored
+            else "the higher of its two datasets' thresholds (a run made before agreements "
+            "could only make linkage stricter: two below the hub's threshold loosened it)"
+        )
         lines.append(
             "<p>These datasets' agreements set their own match threshold "
             "(<code>linkage.method.match_threshold</code>); a pair of records links only at or "
-            "above the highest of this run's threshold and its two datasets' thresholds, so an "
-            f"agreement can only make linkage stricter:</p><ul>{items}</ul>"
+            f"above {rule}:</p><ul>{items}</ul>"
         )
     return "<section id='threshold'><h2>Threshold</h2>" + "".join(lines) + "</section>"
 

@@ -62,7 +62,8 @@ class LinkageSummary:
     ids_changed: int
     dataset_pairs: list[list[str]]
     seconds: float
-    # Datasets whose agreements raise the threshold for their links (match_threshold).
+    # The match_threshold each linked dataset's agreement sets (one at or below the run's
+    # threshold changes nothing).
     agreement_thresholds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -549,6 +550,8 @@ def _run_params(
     return {
         "engine": asdict(settings),
         "agreement_thresholds": thresholds,
+        # An agreement's threshold only raises the run's (engine.required_thresholds).
+        "thresholds_floored": True,
         "trained": result.trained,
         "model": engine.recorded_model(result.model),
         "scored_pairs": len(result.pairs),

@@ -200,7 +200,7 @@ def test_a_community_area_tells_namesakes_apart_where_zip_and_birth_date_are_mis
         if 10 <= i < 25:
             q.update(t_dob=None, t_dob2=None, t_by=None, t_md=None, t_md2=None, t_ym=None)
             home = int(p["t_zip"] or 0)
-            q.update(t_zip=None, t_zip3=None, t_az1=home - 1, t_az2=home, t_az3=home + 1)
+            q.update(t_zip=None, t_zip3=None, t_ca=home, t_az1=home - 1, t_az2=home, t_az3=home + 1)
         rows.append(("b", q))
     frame = token_frame(rows)
     result = engine.link(frame, {frozenset("ab")})
@@ -216,7 +216,7 @@ def test_a_community_area_tells_namesakes_apart_where_zip_and_birth_date_are_mis
     assert same_person(result, 11, b_id) and not same_person(result, 401, b_id)
     assert sum(same_person(result, i + 1, 402 + i) for i in range(10, 25)) >= 14
     control = frame.copy()
-    control[["t_az1", "t_az2", "t_az3"]] = pd.NA
+    control[["t_ca", "t_az1", "t_az2", "t_az3"]] = pd.NA
     without = engine.link(control, {frozenset("ab")})
     assert not same_person(without, 11, b_id) and not same_person(without, 401, b_id)
 
@@ -235,12 +235,12 @@ def test_a_record_with_only_a_community_area_is_blocked_with_records_at_its_zips
             q.update(t_fn=99_007, t_fn2=None, t_fsx=99_008, t_sw=99_009)
             q.update(t_dob=None, t_dob2=None, t_by=None, t_md=None, t_md2=None, t_ym=None)
             home = int(p["t_zip"] or 0)
-            q.update(t_zip=None, t_zip3=None, t_az1=home + 1, t_az2=home)
+            q.update(t_zip=None, t_zip3=None, t_ca=home, t_az1=home + 1, t_az2=home)
         rows.append(("b", q))
     frame = token_frame(rows)
     pairs = engine.link(frame, {frozenset("ab")}).pairs
     assert ((pairs["unique_id_l"] == 8) & (pairs["unique_id_r"] == 408)).any()
-    frame[["t_az1", "t_az2"]] = pd.NA
+    frame[["t_ca", "t_az1", "t_az2"]] = pd.NA
     pairs = engine.link(frame, {frozenset("ab")}).pairs
     assert not ((pairs["unique_id_l"] == 8) & (pairs["unique_id_r"] == 408)).any()
 
@@ -501,8 +501,9 @@ def test_scoring_in_chunks_bounds_memory_and_changes_nothing(two_agencies: pd.Da
 
 
 def scored(*pairs: tuple[int, int, float]) -> pd.DataFrame:
+    """Scored pairs, each match weight the log2 odds of its probability (as Splink's are)."""
     return pd.DataFrame(
-        [(a, b, 0.0, p) for a, b, p in pairs],
+        [(a, b, float(np.log2(p / (1 - p))), p) for a, b, p in pairs],
         columns=["unique_id_l", "unique_id_r", "match_weight", "match_probability"],
     )
 

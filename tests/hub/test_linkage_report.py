@@ -306,6 +306,32 @@ def test_a_stored_birth_year_gives_the_age_band() -> None:
     assert (fields.age, fields.age_kind) == ("victim_birth_year", "birth_year")
 
 
+@pytest.mark.parametrize("floored", [True, False])
+def test_agreement_thresholds_are_listed_exactly_and_said_to_change_nothing_at_or_below(
+    floored: bool,
+) -> None:
+    """A run records that agreements only raise its threshold (``thresholds_floored``); for
+    such a run an agreement at or below its threshold changes nothing. A run made before says
+    how it linked then."""
+    from hub.linkage.report_page import _threshold_section
+
+    section = _threshold_section(
+        {
+            "threshold": {
+                "probability": 0.5,
+                "default": 0.5,
+                "why": "",
+                "agreements": {"a": 0.3, "b": 0.999999},
+                "floored": floored,
+            }
+        }
+    )
+    assert "<code>b</code>: 0.999999</li>" in section
+    lowered = "<code>a</code>: 0.3 (at or below this run's threshold, so it changes nothing)"
+    assert (lowered in section) is floored
+    assert ("can only make linkage stricter:" in section) is floored
+
+
 def test_the_threshold_rationale_is_the_engines_own_comment() -> None:
     why = threshold_rationale()
     assert f"{EngineSettings().threshold:g}" in why

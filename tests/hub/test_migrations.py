@@ -87,7 +87,7 @@ def test_migration_0009_goes_down_and_up_again(which: str, request: pytest.Fixtu
 
 @pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
 def test_migration_0010_goes_down_and_up_again(which: str, request: pytest.FixtureRequest) -> None:
-    """0010 adds the community area's ZIP tokens to records; its downgrade drops them, the
+    """0010 adds the community area and its ZIP tokens to records; its downgrade drops them, the
     upgrade adds them again, empty."""
     from alembic import command
     from sqlalchemy import inspect
@@ -95,7 +95,7 @@ def test_migration_0010_goes_down_and_up_again(which: str, request: pytest.Fixtu
     from hub.db.migrate import alembic_config, upgrade
 
     hub: Hub = request.getfixturevalue(which)
-    columns = {"t_az1", "t_az2", "t_az3"}
+    columns = {"t_ca", "t_az1", "t_az2", "t_az3"}
     with hub.engine.begin() as conn:
         cfg = alembic_config(hub.engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
