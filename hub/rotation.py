@@ -22,6 +22,7 @@ running the command again finds no record left under the old head and only does 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +31,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.agreements.service import spec_of
-from hub.db.models import AgreementVersion, AuditEvent, DatasetRegistration, Record
+from hub.agreements.service import check_in_force, current_versions, spec_of
+from hub.db.models import (
+    AgreementVersion,
+    AuditEvent,
+    DatasetRegistration,
+    Record,
+    Upload,
+    as_utc,
+)
 from hub.db.records import lock_datasets
+from hub.errors import AgreementRefused
 from hub.keys import KeyStore, KeyStoreError, rekey_hex, rekey_int64
 from hub.pseudonymize import LINKAGE_PURPOSE, TOKEN_COLUMNS, record_purpose
 
@@ -161,6 +170,63 @@ def check_key_current(session: Session, store: KeyStore) -> None:
         f"{store.active_key_id}. If a rotation was interrupted, run `ovphub keys rotate` to "
         "finish it; otherwise restart this process with the current key file"
     )
+
+
+@dataclass(frozen=True)
+class RotationDue:
+    """When an agreement in force wants the keys rotated (``linkage.key_rotation_days``)."""
+
+    agreement: str  # id@version
+    every_days: int
+    due_on: dt.date
+    overdue: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agreement": self.agreement,
+            "every_days": self.every_days,
+            "due_on": self.due_on.isoformat(),
+            "overdue": self.overdue,
+        }
+
+
+def keys_in_use_since(session: Session) -> dt.date | None:
+    """The day the head of the key chain began keying stored tokens: the last rotation's, or,
+    never rotated, the first accepted upload's (None: no token is stored yet)."""
+    payload = session.execute(
+        select(AuditEvent.payload)
+        .where(AuditEvent.action == "keys.rotate")
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if payload is not None:
+        return dt.datetime.fromisoformat(json.loads(payload)["at"]).astimezone(dt.UTC).date()
+    first = session.execute(
+        select(func.min(Upload.created_at)).where(Upload.status == "accepted")
+    ).scalar_one_or_none()
+    return None if first is None else as_utc(first).date()
+
+
+def rotation_due(session: Session, today: dt.date) -> list[RotationDue]:
+    """Per agreement in force that sets ``linkage.key_rotation_days``: the day the keys in use
+    must be rotated by, counted from :func:`keys_in_use_since`, and whether that has passed.
+    Nothing while no token is stored."""
+    since = keys_in_use_since(session)
+    if since is None:
+        return []
+    out = []
+    for gov in current_versions(session):
+        days = gov.spec.linkage.key_rotation_days
+        if not days:
+            continue
+        try:
+            check_in_force(gov, today, "keyed", session)
+        except AgreementRefused:
+            continue
+        due = since + dt.timedelta(days=days)
+        name = f"{gov.spec.agreement.id}@{gov.spec.agreement.version}"
+        out.append(RotationDue(name, days, due, today > due))
+    return sorted(out, key=lambda r: (r.due_on, r.agreement))
 
 
 def records_under(session: Session, key_id: str) -> int:

@@ -427,6 +427,31 @@ def keys_rotate() -> None:
         emit(rotate(hub, actor.label).to_dict())
 
 
+@keys_app.command("status")
+@handles_errors
+def keys_status() -> None:
+    """The key id in use, since when it keys the stored tokens, and when each agreement in
+    force that sets linkage.key_rotation_days wants it rotated (admins). Exits 1 when a
+    rotation is overdue, so a scheduler can alert on it."""
+    from hub.auth.policies import Permission, check_permission
+    from hub.rotation import keys_in_use_since, rotation_due
+
+    with acting() as (hub, actor):
+        check_permission(actor, Permission.keys_rotate)
+        with hub.session() as s:
+            since = keys_in_use_since(s)
+            due = rotation_due(s, hub.today())
+        emit(
+            {
+                "active_key_id": hub.keys.active_key_id,
+                "in_use_since": since.isoformat() if since else None,
+                "rotation": [r.to_dict() for r in due],
+            }
+        )
+    if any(r.overdue for r in due):
+        raise typer.Exit(1)
+
+
 @app.command("retention")
 @handles_errors
 def retention() -> None:

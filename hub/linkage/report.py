@@ -272,6 +272,7 @@ def linkage_report(session: Session, actor: Actor, run_id: int | None = None) ->
             "timings": params.get("timings") or {},
             "engine": params.get("engine") or {},
             "latest": latest,
+            "key_rotation_overdue": list(params.get("key_rotation_overdue") or []),
         },
         "audit": {k: v for k, v in event.items() if k != "details"} if event else None,
         "threshold": _threshold(params),

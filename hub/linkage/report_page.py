@@ -93,6 +93,18 @@ def _header(report: dict[str, Any]) -> str:
         else "<p class='privacy'>This is not the latest run. Link rates below use the person "
         "ids as they stand now, which later runs may have changed.</p>"
     )
+    overdue = run.get("key_rotation_overdue") or []
+    if overdue:
+        listed = ", ".join(
+            f"{escape(o.get('agreement'))} (every {_int(o.get('every_days'))} days, due "
+            f"{escape(o.get('due_on'))})"
+            for o in overdue
+        )
+        note += (
+            "<p class='privacy'>The linkage keys were overdue for rotation under "
+            f"{listed} when this run was made. Rotate them with "
+            "<code>ovphub keys rotate</code>.</p>"
+        )
     return _dl(items) + note
 
 

@@ -44,6 +44,7 @@ from hub.errors import AgreementRefused
 from hub.linkage import engine
 from hub.linkage.engine import EngineSettings
 from hub.pseudonymize import TOKEN_COLUMNS
+from hub.rotation import rotation_due
 from hub.settings import Settings
 
 
@@ -429,6 +430,8 @@ def run_linkage(
         # What left records out for ended consent, for the report's link rates.
         "consent_ends": dict(sorted(scope.consent_ends.items())),
         "consent_day": today.isoformat(),
+        # Agreements in force whose key_rotation_days have passed: linked, but to be told.
+        "key_rotation_overdue": [r.to_dict() for r in rotation_due(session, today) if r.overdue],
     }
     run.finished_at = utcnow()
     summary = LinkageSummary(

@@ -378,6 +378,19 @@ def test_keys_init_creates_the_key_once_and_never_prints_it(run: Run, tmp_path: 
     assert key_hex not in again.output
 
 
+def test_keys_status_names_the_key_in_use_and_since_when_never_the_key(
+    linked: Run, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "keys" / "hub.key"
+    result = linked("keys", "status")
+    status = json.loads(result.stdout)
+    held = json.loads(key_file.read_text())
+    assert status["active_key_id"] == held["active"] and status["in_use_since"]
+    assert status["rotation"] == []  # no example agreement sets key_rotation_days
+    assert all(k not in result.output for k in held["keys"].values())
+    linked("--as", "analyst", "keys", "status", code=1)
+
+
 def test_keys_rotate_rekeys_stored_tokens_and_linkage_still_works(
     linked: Run, tmp_path: Path, env: Path
 ) -> None:

@@ -141,3 +141,60 @@ def test_uploads_are_refused_while_a_rotation_is_half_done(keyed_hub: Hub) -> No
         upload(keyed_hub, make_police_csv([make_police_row(2)]))
     rotate(keyed_hub, "admin:test")  # finishing the rotation lets uploads go on
     assert upload(keyed_hub, make_police_csv([make_police_row(2)])).rows_added == 1
+
+
+def require_rotation_every(hub: Hub, days: int) -> None:
+    """Activate version 1.1.0 of the police agreement, asking for key rotation every ``days``."""
+    from contracts.model import Agreement
+    from factories import AGREEMENTS_DIR, load_agreement, make_agreement_data
+
+    data = make_agreement_data(AGREEMENTS_DIR / "dsa-police-victimizations.yaml")
+    data["linkage"]["key_rotation_days"] = days
+    data["agreement"]["version"] = "1.1.0"
+    data["amendments"].append({"version": "1.1.0", "date": "2026-01-01", "summary": "test"})
+    load_agreement(hub, Agreement.model_validate(data))
+
+
+def test_rotation_falls_due_key_rotation_days_after_the_keys_began_keying_tokens(
+    keyed_hub: Hub,
+) -> None:
+    """Never rotated, the keys key tokens from the first accepted upload; after a rotation,
+    from its day. An agreement in force with key_rotation_days wants them rotated that many
+    days on. A linkage run made while overdue records it, and its report says so."""
+    import datetime as dt
+
+    from hub import audit
+    from hub.db.models import Upload, as_utc
+    from hub.linkage.report import linkage_report
+    from hub.linkage.report_page import render_report
+    from hub.linkage.service import run_linkage
+    from hub.rotation import keys_in_use_since, rotation_due
+
+    require_rotation_every(keyed_hub, 30)
+    with keyed_hub.session() as s:
+        assert keys_in_use_since(s) is None and rotation_due(s, dt.date(2026, 3, 1)) == []
+    upload(keyed_hub, make_police_csv([make_police_row(i) for i in range(1, 4)]))
+    with keyed_hub.session() as s:
+        first = s.execute(select(Upload.created_at)).scalar_one()
+        assert keys_in_use_since(s) == as_utc(first).date()
+    rotated = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
+    keyed_hub.transact(
+        lambda s: audit.append(
+            s, audit.Event("admin", "keys.rotate", "key:k2", {"new_key_id": "k2"}), now=rotated
+        )
+    )
+    with keyed_hub.session() as s:
+        assert keys_in_use_since(s) == dt.date(2026, 3, 1)
+        (due,) = rotation_due(s, dt.date(2026, 3, 31))
+        assert (due.agreement, due.due_on, due.overdue) == (
+            "dsa-police-victimizations@1.1.0",
+            dt.date(2026, 3, 31),
+            False,
+        )
+        assert rotation_due(s, dt.date(2026, 4, 1))[0].overdue
+        summary = run_linkage(s, "test", dt.date(2026, 4, 1))
+        s.commit()
+    admin = make_actor(keyed_hub, "admin", Role.admin)
+    with keyed_hub.session() as s:
+        page = render_report(linkage_report(s, admin, summary.run_id))
+    assert "overdue for rotation under dsa-police-victimizations@1.1.0" in page
