@@ -141,16 +141,23 @@ def lock_all_datasets(session: Session) -> None:
     lock_datasets(session, session.execute(select(DatasetRegistration.id)).scalars().all())
 
 
-def current_head(session: Session) -> str | None:
-    """The key id the last committed rotation made the head of the chain (None: never
-    rotated). Read from the audit log, which every rotation writes in its transaction."""
+def _last_rotation(session: Session) -> dict[str, Any] | None:
+    """The audit payload of the last committed rotation (None: never rotated); every rotation
+    writes one in its transaction."""
     payload = session.execute(
         select(AuditEvent.payload)
         .where(AuditEvent.action == "keys.rotate")
         .order_by(AuditEvent.seq.desc())
         .limit(1)
     ).scalar_one_or_none()
-    return None if payload is None else str(json.loads(payload)["details"]["new_key_id"])
+    return None if payload is None else dict(json.loads(payload))
+
+
+def current_head(session: Session) -> str | None:
+    """The key id the last committed rotation made the head of the chain (None: never
+    rotated)."""
+    last = _last_rotation(session)
+    return None if last is None else str(last["details"]["new_key_id"])
 
 
 def check_key_current(session: Session, store: KeyStore) -> None:
@@ -193,14 +200,9 @@ class RotationDue:
 def keys_in_use_since(session: Session) -> dt.date | None:
     """The day the head of the key chain began keying stored tokens: the last rotation's, or,
     never rotated, the first accepted upload's (None: no token is stored yet)."""
-    payload = session.execute(
-        select(AuditEvent.payload)
-        .where(AuditEvent.action == "keys.rotate")
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if payload is not None:
-        return dt.datetime.fromisoformat(json.loads(payload)["at"]).astimezone(dt.UTC).date()
+    last = _last_rotation(session)
+    if last is not None:
+        return dt.datetime.fromisoformat(last["at"]).astimezone(dt.UTC).date()
     first = session.execute(
         select(func.min(Upload.created_at)).where(Upload.status == "accepted")
     ).scalar_one_or_none()
