@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -34,6 +36,7 @@ def keyed_hub(hub: Hub, tmp_path: Path) -> Hub:
 
 
 upload = upload_as_police_steward
+TOKEN_COLUMNS_ORDER = list(TOKEN_COLUMNS)
 
 
 def stored(hub: Hub) -> list[tuple[object, ...]]:
@@ -143,16 +146,42 @@ def test_uploads_are_refused_while_a_rotation_is_half_done(keyed_hub: Hub) -> No
     assert upload(keyed_hub, make_police_csv([make_police_row(2)])).rows_added == 1
 
 
-def require_rotation_every(hub: Hub, days: int) -> None:
-    """Activate version 1.1.0 of the police agreement, asking for key rotation every ``days``."""
+def amend_police(hub: Hub, change: Callable[[dict[str, Any]], None]) -> None:
+    """Activate version 1.1.0 of the police agreement, changed by ``change``."""
     from contracts.model import Agreement
-    from factories import AGREEMENTS_DIR, load_agreement, make_agreement_data
+    from factories import load_agreement, make_agreement_data
 
-    data = make_agreement_data(AGREEMENTS_DIR / "dsa-police-victimizations.yaml")
-    data["linkage"]["key_rotation_days"] = days
+    data = make_agreement_data()
+    change(data)
     data["agreement"]["version"] = "1.1.0"
     data["amendments"].append({"version": "1.1.0", "date": "2026-01-01", "summary": "test"})
     load_agreement(hub, Agreement.model_validate(data))
+
+
+def require_rotation_every(hub: Hub, days: int) -> None:
+    """The police agreement, asking for key rotation every ``days``."""
+    amend_police(hub, lambda data: data["linkage"].update(key_rotation_days=days))
+
+
+def test_rotation_rekeys_the_community_area_tokens_too(keyed_hub: Hub) -> None:
+    """Area tokens (``t_ca``, ``t_az1``-``3``, made only without a ZIP) are re-keyed like every
+    other token: after rotation none keeps its old value, and the same rows sent again agree."""
+
+    def link_the_area(data: dict[str, Any]) -> None:
+        area = next(f for f in data["datasets"][0]["fields"] if f["name"] == "community_area")
+        area["link_as"] = "community_area"
+
+    amend_police(keyed_hub, link_the_area)
+    rows = [make_police_row(i, community_area="25", victim_home_zip="") for i in range(1, 4)]
+    upload(keyed_hub, make_police_csv(rows))
+    columns = [TOKEN_COLUMNS_ORDER.index(c) + 2 for c in ("t_ca", "t_az1", "t_az2", "t_az3")]
+    before = stored(keyed_hub)
+    assert all(row[i] is not None for row in before for i in columns)
+    rotate(keyed_hub, "admin:test")
+    after = stored(keyed_hub)
+    assert all(b[i] != a[i] for b, a in zip(before, after, strict=True) for i in columns)
+    receipt = upload(keyed_hub, make_police_csv(list(reversed(rows))))  # another file
+    assert receipt.rows_unchanged == 3 and stored(keyed_hub) == after
 
 
 def test_rotation_falls_due_key_rotation_days_after_the_keys_began_keying_tokens(
