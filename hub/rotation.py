@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.agreements.service import check_in_force, current_versions, spec_of
+from hub.agreements.service import current_versions, in_force_versions, spec_of
 from hub.db.models import (
     AgreementVersion,
     AuditEvent,
@@ -41,7 +41,6 @@ from hub.db.models import (
     as_utc,
 )
 from hub.db.records import lock_datasets
-from hub.errors import AgreementRefused
 from hub.keys import KeyStore, KeyStoreError, rekey_hex, rekey_int64
 from hub.pseudonymize import LINKAGE_PURPOSE, TOKEN_COLUMNS, record_purpose
 
@@ -216,18 +215,12 @@ def rotation_due(session: Session, today: dt.date) -> list[RotationDue]:
     since = keys_in_use_since(session)
     if since is None:
         return []
+    wanting = [g for g in current_versions(session) if g.spec.linkage.key_rotation_days]
     out = []
-    for gov in current_versions(session):
-        days = gov.spec.linkage.key_rotation_days
-        if not days:
-            continue
-        try:
-            check_in_force(gov, today, "keyed", session)
-        except AgreementRefused:
-            continue
+    for gov in in_force_versions(session, today, "keyed", wanting):
+        days = gov.spec.linkage.key_rotation_days or 0
         due = since + dt.timedelta(days=days)
-        name = f"{gov.spec.agreement.id}@{gov.spec.agreement.version}"
-        out.append(RotationDue(name, days, due, today > due))
+        out.append(RotationDue(gov.spec.ref, days, due, today > due))
     return sorted(out, key=lambda r: (r.due_on, r.agreement))
 
 

@@ -7,6 +7,7 @@ A version is immutable: registering the same id and version with different conte
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +151,21 @@ def current_versions(session: Session) -> list[Governing]:
     ids = sorted({r.agreement_version_id for r in regs})
     rows = [session.get(AgreementVersion, i) for i in ids]
     return [Governing(r, spec_of(r)) for r in rows if r is not None]
+
+
+def in_force_versions(
+    session: Session, today: dt.date, doing: str, versions: Iterable[Governing] | None = None
+) -> list[Governing]:
+    """Those of ``versions`` (default: the current ones) that pass :func:`check_in_force`
+    today; the rest are skipped, not refused: what is not in force takes no part."""
+    out = []
+    for gov in current_versions(session) if versions is None else versions:
+        try:
+            check_in_force(gov, today, doing, session)
+        except AgreementRefused:
+            continue
+        out.append(gov)
+    return out
 
 
 def governing_aggregate(session: Session, aggregate_id: str) -> Governing:

@@ -206,6 +206,10 @@ COMPARISON_COLUMNS: dict[str, str] = {
     "house_number": "t_hn",
 }
 
+#: A column that makes a comparison worth building though no record has its key column: the
+#: birth years of an age stand in for a birth date, a community area for a ZIP.
+STAND_INS: dict[str, str] = {"birth_date": "t_ay", "zip": "t_ca"}
+
 _FAMILY_COLUMNS: dict[str, list[str]] = {}
 for _column, _family in TOKEN_COLUMNS.items():
     _FAMILY_COLUMNS.setdefault(_family, []).append(_column)
@@ -374,7 +378,7 @@ def _comparisons(present: Collection[str]) -> list[Any]:
             ],
         ),
     }
-    if "t_zip" in present or "t_ca" in present:
+    if {"t_zip", STAND_INS["zip"]} & set(present):
         # The whole code, then its first three digits: one comparison, so that agreeing on
         # the whole code is not counted again as agreeing on ZIP3. (Records with only a ZIP3
         # beside records with only an area are compared on the area alone.)
@@ -394,9 +398,7 @@ def _comparisons(present: Collection[str]) -> list[Any]:
     return [
         make()
         for name, make in built.items()
-        if COMPARISON_COLUMNS[name] in present
-        or (name == "birth_date" and "t_ay" in present)
-        or (name == "zip" and "t_ca" in present)
+        if COMPARISON_COLUMNS[name] in present or STAND_INS.get(name) in present
     ]
 
 

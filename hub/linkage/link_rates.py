@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from contracts.model import Dataset, DatasetField, FieldClass, FieldType, LinkRole
 from hub.agreements.service import spec_of
 from hub.db.models import AgreementVersion, PersonLink, Record
+from hub.linkage.service import consent_ended
 
 #: Groups with fewer records than this show ``<10``, not their counts and rate.
 MIN_GROUP = 10
@@ -194,11 +195,11 @@ def _value(field: str | None) -> ColumnElement[Any]:
 
 
 def _consent_in_force(expiry: str | None, day: str | None) -> list[ColumnElement[bool]]:
-    """The condition that a record's consent had not ended before ``day`` (none where its
-    dataset ties no consent end); a record without an end date has not ended."""
+    """The condition that a record's consent had not ended before ``day``, as the run read it
+    (none where its dataset ties no consent end)."""
     if expiry is None or day is None:
         return []
-    return [func.coalesce(_value(expiry), day) >= day]
+    return [~consent_ended(expiry, day)]
 
 
 def _dataset_fields(session: Session, datasets: list[str]) -> dict[tuple[str, int], Dataset]:

@@ -32,15 +32,14 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from contracts.model import Linkage
 from hub import audit
-from hub.agreements.service import check_in_force, current_versions
+from hub.agreements.service import in_force_versions
 from hub.db.models import LinkageChange, LinkageRun, PersonLink, Record, utcnow
 from hub.db.records import lock_datasets
-from hub.errors import AgreementRefused
 from hub.linkage import engine
 from hub.linkage.engine import EngineSettings
 from hub.pseudonymize import TOKEN_COLUMNS
@@ -111,11 +110,7 @@ def linkage_scope(session: Session, today: dt.date) -> LinkScope:
     distinct: set[str] = set()
     thresholds: dict[str, float] = {}
     consent_ends: dict[str, str] = {}
-    for gov in current_versions(session):
-        try:
-            check_in_force(gov, today, "linked", session)
-        except AgreementRefused:
-            continue
+    for gov in in_force_versions(session, today, "linked"):
         link = gov.spec.linkage
         for ds in gov.spec.datasets:
             terms[ds.id] = linkage_terms(link)
@@ -243,14 +238,21 @@ def assign_cluster_ids(
     return ids, changes
 
 
+def consent_ended(expiry: str, day: str) -> ColumnElement[bool]:
+    """SQL: the record's consent ended before ``day`` (ISO): its ``expiry`` field holds an
+    earlier date. A record without one has not ended (true or false, never NULL, so that
+    ``~`` of it selects the rest)."""
+    return func.coalesce(Record.values[expiry].as_string(), day) < day
+
+
 def _consent_ended(session: Session, consent_ends: dict[str, str], today: dt.date) -> list[int]:
     """The ids of records whose consent ended before ``today``: the agreement says such a row
     is no longer used, so it is not linked (it keeps a person id of its own)."""
-    day = today.isoformat()
     ended: list[int] = []
     for dataset_id, expiry in sorted(consent_ends.items()):
-        ends = Record.values[expiry].as_string()
-        query = select(Record.id).where(Record.dataset_id == dataset_id, ends < day)
+        query = select(Record.id).where(
+            Record.dataset_id == dataset_id, consent_ended(expiry, today.isoformat())
+        )
         ended.extend(session.scalars(query))
     return ended
 
