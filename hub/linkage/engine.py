@@ -685,11 +685,12 @@ def link(
         con.close()
 
     dated = frame["t_dob"].notna().to_numpy()
+    births = _birth_evidence(frame)
     need = required_thresholds(
         ids, frame["source_dataset"].to_numpy(dtype=object), pairs, thresholds or {}, settings
     )
     linked = pairs["match_probability"].to_numpy() >= need
-    cluster = _components(ids, pairs[linked], dated, masks)
+    cluster = _components(ids, pairs[linked], dated, masks, births)
     lap("cluster")
     return LinkResult(ids, cluster, pairs, model, trained, timings, int(linked.sum()))
 
@@ -796,11 +797,30 @@ def _no_pairs() -> pd.DataFrame:
 CLEAR_LEAD_BITS = 2.0
 
 
+#: The token columns of a birth date's evidence (:func:`_birth_evidence`): the date and its
+#: day/month swap, the year, month and day (and their swap), year and month.
+BIRTH_EVIDENCE = ("t_dob", "t_dob2", "t_by", "t_md", "t_md2", "t_ym")
+
+
+def _birth_evidence(frame: pd.DataFrame) -> list[frozenset[int]]:
+    """Per record, the birth-date tokens it holds (:data:`BIRTH_EVIDENCE`). Two birth dates
+    that share none differ in at least two of year, month and day and are not a day/month
+    swap: no single slip turns one into the other."""
+    columns = [c for c in BIRTH_EVIDENCE if c in frame.columns]
+    values = [frame[c].to_numpy(dtype=object) for c in columns]
+    return (
+        [frozenset(int(v) for v in row if not pd.isna(v)) for row in zip(*values, strict=True)]
+        if columns
+        else [frozenset()] * len(frame)
+    )
+
+
 def _components(
     ids: np.ndarray,
     links: pd.DataFrame,
     dated: np.ndarray | None = None,
     masks: pd.DataFrame | None = None,
+    births: list[frozenset[int]] | None = None,
 ) -> np.ndarray:
     """People from ``links`` (the pairs that reached their threshold), strongest first; a
     label per id.
@@ -814,7 +834,19 @@ def _components(
     group joins a person when all its dated matches lie in that one, or when its strongest
     link to one person outweighs its strongest to any other by :data:`CLEAR_LEAD_BITS`; a
     group that matches two about equally (John Smith born 1980, John Smith born 1990, on name
-    alone) joins neither."""
+    alone) joins neither.
+
+    With ``births`` (per id: :func:`_birth_evidence`) two people of two or more dated records
+    each are never joined when no birth date of one shares a year, month and day, year and
+    month, or the date or its swap with any of the other's: each person's birth date is then
+    borne out by more than one record, and a shared rare name is two people born apart
+    (Antwan Hernández born 1981 and another born 2003), whom one link between them, or an
+    undated record matching both, would otherwise make one. A single record may still join
+    with a birth date of its own: one wrong date should not part a person whose name, address
+    and identifier agree (FEBRL 4's birth-date errors; vetoing them too, its F1 fell from
+    0.9997 to 0.979). Synthetic population of 20,000 people: F1 0.9861 -> 0.9865, precision
+    higher in every agency pair, recall unchanged; CVI~CVI 0.976 -> 0.981, CVI~ED 0.980 ->
+    0.981, CVI~police 0.976 -> 0.977."""
     n = len(ids)
     links = links.sort_values("match_probability", ascending=False, kind="stable")
     position = pd.Series(np.arange(n), index=ids)
@@ -823,9 +855,20 @@ def _components(
     groups = _Groups(n, masks)
     if dated is None:
         dated = np.ones(n, dtype=bool)
+    # root -> (birth tokens of its dated records, how many they are)
+    evidence = {} if births is None else {i: (e, 1) for i, e in enumerate(births)}
     for x, y in zip(a.tolist(), b.tolist(), strict=True):
         if dated[x] and dated[y]:
-            groups.join(x, y)
+            rx, ry = groups.find(x), groups.find(y)
+            if rx == ry or births is None:
+                groups.join(x, y)
+                continue
+            (ex, nx), (ey, ny) = evidence[rx], evidence[ry]
+            if nx > 1 and ny > 1 and ex.isdisjoint(ey):
+                continue
+            if groups.join(x, y):
+                del evidence[rx], evidence[ry]
+                evidence[groups.find(x)] = (ex | ey, nx + ny)
     for x, y in zip(a.tolist(), b.tolist(), strict=True):
         if not dated[x] and not dated[y]:
             groups.join(x, y)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from contracts.model import Agreement, Linkage
 from factories import (
     AGREEMENTS_DIR,
+    POLICE,
     load_agreement,
     make_actor,
     make_agreement_data,
@@ -26,6 +27,7 @@ from factories import (
 from hub.auth.policies import Role
 from hub.context import Hub
 from hub.db.models import AuditEvent, LinkageChange, LinkageRun, PersonLink, Record
+from hub.keys import InMemoryKeyStore
 from hub.linkage import engine
 from hub.linkage.evaluate import evaluate
 from hub.linkage.report import linkage_report
@@ -537,6 +539,53 @@ def test_a_record_without_birth_date_cannot_bridge_two_people() -> None:
     # Matching one of them only, it joins that one, and so does 4 through it.
     labels = engine._components(ids, scored((1, 3, 0.9), (3, 4, 0.9)), dated)
     assert labels[0] == labels[2] == labels[3] != labels[1]
+
+
+def test_people_born_apart_are_not_joined_by_a_shared_name() -> None:
+    """Two people of two dated records each (1+2 born 1981, 3+4 born 2003) stay two when a
+    link, or a chain of them, would join them and no birth date of one shares a year, month
+    and day, year and month, or the date or its swap with the other's (test below)."""
+    ids = np.arange(1, 6)
+    dated = np.array([True, True, True, True, False])
+    births = [
+        frozenset({11, 12}),
+        frozenset({11, 13}),
+        frozenset({21}),
+        frozenset({21}),
+        frozenset(),
+    ]
+    links = scored((1, 2, 0.99), (3, 4, 0.99), (2, 3, 0.9), (1, 5, 0.9), (4, 5, 0.9))
+    labels = engine._components(ids, links, dated, births=births)
+    assert labels[0] == labels[1] != labels[2] == labels[3]
+    assert len(set(labels.tolist())) == 3  # 5 matches both about equally: neither
+    # Without the births, as before: one person.
+    assert len(set(engine._components(ids, links, dated).tolist())) == 1
+    # A single record may join with a date of its own (one wrong date): 3 alone joins 1+2.
+    alone = scored((1, 2, 0.99), (2, 3, 0.9))
+    labels = engine._components(ids[:3], alone, dated[:3], births=births[:3])
+    assert labels[0] == labels[1] == labels[2]
+    # Evidence gathered by a group counts: 2 shares 13 with a third date, so it joins.
+    births[2] = births[3] = frozenset({13})
+    labels = engine._components(ids, links, dated, births=births)
+    assert labels[0] == labels[1] == labels[2] == labels[3]
+
+
+def test_a_birth_date_slip_still_shares_birth_evidence() -> None:
+    """The tokens say which birth dates one slip apart (a digit of the year, the day, the
+    month, day and month swapped) and which are two people's."""
+    from contracts.loader import load_agreement as load_spec
+
+    dataset = load_spec(POLICE).dataset("police_victimizations")
+    assert dataset is not None
+    p = Pseudonymizer(dataset, InMemoryKeyStore.generate())
+    dates = ["1981-12-09", "1981-12-19", "1918-12-09", "1981-09-12", "1981-03-09", "2003-08-11"]
+    rows = [make_police_row(i, victim_dob=d) for i, d in enumerate(dates, 1)]
+    tokens = p.frame(pd.DataFrame(rows)).tokens
+    frame = pd.DataFrame({c: tokens[c].to_pandas() for c in engine.BIRTH_EVIDENCE if c in tokens})
+    births = engine._birth_evidence(frame.astype("Int64"))
+    first, *slips, apart = births
+    assert all(first & slip for slip in slips)
+    assert not first & apart and all(not slip & apart for slip in slips)
 
 
 def test_fewer_than_two_records_need_no_model() -> None:
