@@ -802,17 +802,21 @@ CLEAR_LEAD_BITS = 2.0
 BIRTH_EVIDENCE = ("t_dob", "t_dob2", "t_by", "t_md", "t_md2", "t_ym")
 
 
-def _birth_evidence(frame: pd.DataFrame) -> list[frozenset[int]]:
-    """Per record, the birth-date tokens it holds (:data:`BIRTH_EVIDENCE`). Two birth dates
-    that share none differ in at least two of year, month and day and are not a day/month
-    swap: no single slip turns one into the other."""
+def _birth_evidence(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
+    """Per record (a row), the birth-date tokens it holds (:data:`BIRTH_EVIDENCE`; 0 where
+    absent). Two birth dates that share none differ in at least two of year, month and day and
+    are not a day/month swap: no single slip turns one into the other."""
     columns = [c for c in BIRTH_EVIDENCE if c in frame.columns]
-    values = [frame[c].to_numpy(dtype=object) for c in columns]
-    return (
-        [frozenset(int(v) for v in row if not pd.isna(v)) for row in zip(*values, strict=True)]
-        if columns
-        else [frozenset()] * len(frame)
-    )
+    if not columns:
+        return np.zeros((len(frame), 0), dtype=np.int64)
+    return frame[columns].to_numpy(dtype=np.int64, na_value=0)
+
+
+def _born_apart(births: npt.NDArray[np.int64], one: list[int], other: list[int]) -> bool:
+    """No birth-date token of records ``one`` is one of records ``other``'s."""
+    theirs = set(births[other].ravel().tolist())
+    theirs.discard(0)
+    return theirs.isdisjoint(births[one].ravel().tolist())
 
 
 def _components(
@@ -820,7 +824,7 @@ def _components(
     links: pd.DataFrame,
     dated: np.ndarray | None = None,
     masks: pd.DataFrame | None = None,
-    births: list[frozenset[int]] | None = None,
+    births: npt.NDArray[np.int64] | None = None,
 ) -> np.ndarray:
     """People from ``links`` (the pairs that reached their threshold), strongest first; a
     label per id.
@@ -855,20 +859,11 @@ def _components(
     groups = _Groups(n, masks)
     if dated is None:
         dated = np.ones(n, dtype=bool)
-    # root -> (birth tokens of its dated records, how many they are)
-    evidence = {} if births is None else {i: (e, 1) for i, e in enumerate(births)}
     for x, y in zip(a.tolist(), b.tolist(), strict=True):
         if dated[x] and dated[y]:
             rx, ry = groups.find(x), groups.find(y)
-            if rx == ry or births is None:
-                groups.join(x, y)
-                continue
-            (ex, nx), (ey, ny) = evidence[rx], evidence[ry]
-            if nx > 1 and ny > 1 and ex.isdisjoint(ey):
-                continue
-            if groups.join(x, y):
-                del evidence[rx], evidence[ry]
-                evidence[groups.find(x)] = (ex | ey, nx + ny)
+            if births is None or not groups.born_apart(births, rx, ry):
+                groups.union(rx, ry)
     for x, y in zip(a.tolist(), b.tolist(), strict=True):
         if not dated[x] and not dated[y]:
             groups.join(x, y)
@@ -895,6 +890,8 @@ class _Groups:
 
     def __init__(self, n: int, masks: pd.DataFrame | None) -> None:
         self.parent = list(range(n))
+        self.size = [1] * n
+        self.next = list(range(n))
         if masks is None:
             self.holds, self.may = [0] * n, [-1] * n
         else:
@@ -912,7 +909,10 @@ class _Groups:
     def join(self, x: int, y: int) -> bool:
         """Join the groups of ``x`` and ``y`` unless that would put together records of two
         datasets not permitted together; whether they are one group now."""
-        rx, ry = self.find(x), self.find(y)
+        return self.union(self.find(x), self.find(y))
+
+    def union(self, rx: int, ry: int) -> bool:
+        """:meth:`join` for two roots."""
         if rx == ry:
             return True
         if self.holds[rx] & ~self.may[ry] or self.holds[ry] & ~self.may[rx]:
@@ -920,7 +920,24 @@ class _Groups:
         self.parent[ry] = rx
         self.holds[rx] |= self.holds[ry]
         self.may[rx] &= self.may[ry]
+        self.size[rx] += self.size[ry]
+        self.next[rx], self.next[ry] = self.next[ry], self.next[rx]
         return True
+
+    def members(self, root: int) -> list[int]:
+        """The records of ``root``'s group (each group is a ring through :attr:`next`)."""
+        out, x = [root], self.next[root]
+        while x != root:
+            out.append(x)
+            x = self.next[x]
+        return out
+
+    def born_apart(self, births: npt.NDArray[np.int64], rx: int, ry: int) -> bool:
+        """Whether roots ``rx`` and ``ry`` are two people of two or more records each whose
+        birth dates share no token (see :func:`_components`)."""
+        if rx == ry or self.size[rx] < 2 or self.size[ry] < 2:
+            return False
+        return _born_apart(births, self.members(rx), self.members(ry))
 
 
 def estimated_quality(

@@ -547,13 +547,7 @@ def test_people_born_apart_are_not_joined_by_a_shared_name() -> None:
     and day, year and month, or the date or its swap with the other's (test below)."""
     ids = np.arange(1, 6)
     dated = np.array([True, True, True, True, False])
-    births = [
-        frozenset({11, 12}),
-        frozenset({11, 13}),
-        frozenset({21}),
-        frozenset({21}),
-        frozenset(),
-    ]
+    births = np.array([[11, 12], [11, 13], [21, 0], [21, 0], [0, 0]], dtype=np.int64)
     links = scored((1, 2, 0.99), (3, 4, 0.99), (2, 3, 0.9), (1, 5, 0.9), (4, 5, 0.9))
     labels = engine._components(ids, links, dated, births=births)
     assert labels[0] == labels[1] != labels[2] == labels[3]
@@ -565,7 +559,7 @@ def test_people_born_apart_are_not_joined_by_a_shared_name() -> None:
     labels = engine._components(ids[:3], alone, dated[:3], births=births[:3])
     assert labels[0] == labels[1] == labels[2]
     # Evidence gathered by a group counts: 2 shares 13 with a third date, so it joins.
-    births[2] = births[3] = frozenset({13})
+    births[2] = births[3] = [13, 0]
     labels = engine._components(ids, links, dated, births=births)
     assert labels[0] == labels[1] == labels[2] == labels[3]
 
@@ -583,9 +577,9 @@ def test_a_birth_date_slip_still_shares_birth_evidence() -> None:
     tokens = p.frame(pd.DataFrame(rows)).tokens
     frame = pd.DataFrame({c: tokens[c].to_pandas() for c in engine.BIRTH_EVIDENCE if c in tokens})
     births = engine._birth_evidence(frame.astype("Int64"))
-    first, *slips, apart = births
-    assert all(first & slip for slip in slips)
-    assert not first & apart and all(not slip & apart for slip in slips)
+    first, *slips, apart = ([i] for i in range(len(dates)))
+    assert not any(engine._born_apart(births, first, slip) for slip in slips)
+    assert all(engine._born_apart(births, x, apart) for x in (first, *slips))
 
 
 def test_fewer_than_two_records_need_no_model() -> None:
