@@ -19,6 +19,9 @@ family      columns: tokens (before hashing)                        catches
 ``ln``      ``t_ln`` whole surname; ``t_ln2``/``t_ln3`` first and   hyphenated/double surnames
             last word of a compound one
 ``lsx``     ``t_lsx`` Soundex of the whole surname                  surname typos
+``fh``      ``t_fh1``/``t_fh2`` the first word's two halves, each   a letter mistyped
+            with its length (:func:`name_halves`)
+``lh``      ``t_lh1``/``t_lh2`` the same of the whole surname       a letter mistyped
 ``dob``     ``t_dob`` YYYYMMDD; ``t_dob2`` day/month swapped        day/month slips
 ``by``      ``t_by`` birth year                                     day or month typos
 ``ay``      ``t_ay``/``t_ay2`` the two birth years an age allows    a birth date left out
@@ -93,8 +96,8 @@ PLACEHOLDER_NAMES = Path(__file__).parent / "data" / "placeholder_names.txt"
 COMMUNITY_AREAS = Path(__file__).parent / "data" / "community_areas.txt"
 
 #: The token columns of a first name, and of a surname (a middle name goes with the first).
-FIRST_NAME_COLUMNS = ("t_fn", "t_fn2", "t_fi", "t_fsx", "t_sw", "t_mn")
-SURNAME_COLUMNS = ("t_ln", "t_ln2", "t_ln3", "t_lsx")
+FIRST_NAME_COLUMNS = ("t_fn", "t_fn2", "t_fi", "t_fsx", "t_fh1", "t_fh2", "t_sw", "t_mn")
+SURNAME_COLUMNS = ("t_ln", "t_ln2", "t_ln3", "t_lsx", "t_lh1", "t_lh2")
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,10 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_az1": "az",  # the ZIPs it spans
     "t_az2": "az",
     "t_az3": "az",
+    "t_fh1": "fh",  # the first word's first half, with its length (name_halves)
+    "t_fh2": "fh",  # ... and its second half
+    "t_lh1": "lh",  # the surname's first half, with its length
+    "t_lh2": "lh",  # ... and its second half
 }
 
 #: Columns hashed in another family's domain, so that they can be compared across families.
@@ -293,6 +300,23 @@ AGE_AT = "@"
 YEAR_ONLY_DAY = (1, 1)
 
 
+#: Names shorter than this get no halves (:func:`name_halves`): a half of one letter says little.
+HALVES_MIN_LETTERS = 4
+
+
+def name_halves(word: str) -> dict[str, str]:
+    """The two halves of a normalized name, each with the name's length: ``{"1": "6<DEN",
+    "2": "6>NIS"}`` for DENNIS. A name mistyped by one letter (DENGIS, MXRK for MARK), or with
+    two neighbouring letters swapped within one half (OWESN for OWENS), keeps one half whole,
+    where its Soundex often changes (MXRK M620 against M262). A letter left out or added
+    changes the length, so only Soundex or the initial can still catch it. Names shorter than
+    :data:`HALVES_MIN_LETTERS` get none."""
+    n = len(word)
+    if n < HALVES_MIN_LETTERS:
+        return {}
+    return {"1": f"{n}<{word[: n // 2]}", "2": f"{n}>{word[n // 2 :]}"}
+
+
 def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
     """The plaintext token variants of one identifying value, by token column (the caller
     hashes each as ``family|variant``)."""
@@ -308,6 +332,7 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
             "t_fi": first[0],
             "t_fsx": jellyfish.soundex(first),
             "t_sw": "".join(words),
+            **{f"t_fh{k}": half for k, half in name_halves(first).items()},
         }
         group = nickname_groups().get(first)
         if group is not None and group != first:
@@ -320,7 +345,11 @@ def linkage_columns(role: LinkRole, value: str) -> dict[str, str]:
         if not words:
             return {}
         joined = "".join(words)
-        out = {"t_ln": joined, "t_lsx": jellyfish.soundex(joined)}
+        out = {
+            "t_ln": joined,
+            "t_lsx": jellyfish.soundex(joined),
+            **{f"t_lh{k}": half for k, half in name_halves(joined).items()},
+        }
         if len(words) > 1:
             out["t_ln2"], out["t_ln3"] = words[0], words[-1]
         return out

@@ -188,6 +188,10 @@ class Record(Base):
     t_az1: Mapped[int | None] = mapped_column(BigInteger)
     t_az2: Mapped[int | None] = mapped_column(BigInteger)
     t_az3: Mapped[int | None] = mapped_column(BigInteger)
+    t_fh1: Mapped[int | None] = mapped_column(BigInteger)
+    t_fh2: Mapped[int | None] = mapped_column(BigInteger)
+    t_lh1: Mapped[int | None] = mapped_column(BigInteger)
+    t_lh2: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LinkageRun(Base):

@@ -206,6 +206,14 @@ COMPARISON_COLUMNS: dict[str, str] = {
     "house_number": "t_hn",
 }
 
+#: The name comparisons' "a letter mistyped" level (third after exact, before the initial): its
+#: columns (:func:`hub.pseudonymize.name_halves`), and its ``m`` prior, taken from "else".
+NAME_HALVES: dict[str, tuple[str, str]] = {
+    "first_name": ("t_fh1", "t_fh2"),
+    "surname": ("t_lh1", "t_lh2"),
+}
+HALVES_PRIOR = 0.015
+
 #: A column that makes a comparison worth building though no record has its key column: the
 #: birth years of an age stand in for a birth date, a community area for a ZIP.
 STAND_INS: dict[str, str] = {"birth_date": "t_ay", "zip": "t_ca"}
@@ -310,6 +318,16 @@ def _comparisons(present: Collection[str]) -> list[Any]:
                 level(SAME_AREA, "same community area"),
                 level(AREA_AGAINST_AREA, "another community area"),
             ]
+        halves = NAME_HALVES.get(name)
+        if halves is not None and halves[0] in present:
+            # After "same Soundex": one half of the name whole, the other mistyped.
+            one, two = halves
+            levels = [
+                *levels[:3],
+                level(f'("{one}_l" = "{one}_r" OR "{two}_l" = "{two}_r")', "a letter mistyped"),
+                *levels[3:],
+            ]
+            priors = [*priors[:3], HALVES_PRIOR, *priors[3:-1], priors[-1] - HALVES_PRIOR]
         if "t_sw" in present and name == "first_name":
             # Second best: the names-swapped level, its prior taken from "else". It carries the
             # evidence of both names (its u is about u(first name) x u(surname)), so it is not

@@ -582,6 +582,28 @@ def test_a_birth_date_slip_still_shares_birth_evidence() -> None:
     assert all(engine._born_apart(births, x, apart) for x in (first, *slips))
 
 
+def test_a_mistyped_letter_is_a_level_of_the_name_comparisons_when_halves_are_stored() -> None:
+    """After Soundex, before the initial: one half of the name whole. Left out when no record
+    has halves (records stored before they existed), as a level that never occurs."""
+
+    def levels(present: set[str]) -> dict[str, list[str]]:
+        out = {}
+        for comparison in engine._comparisons(present):
+            d = comparison.get_comparison("duckdb").as_dict()
+            out[d["output_column_name"]] = [lv["label_for_charts"] for lv in d["comparison_levels"]]
+        return out
+
+    every = levels(set(TOKEN_COLUMNS))
+    assert (
+        every["first_name"].index("a letter mistyped")
+        == every["first_name"].index("same Soundex") + 1
+        == every["first_name"].index("same initial") - 1
+    )
+    assert every["surname"][-2:] == ["a letter mistyped", "All other comparisons"]
+    before = levels(set(TOKEN_COLUMNS) - {"t_fh1", "t_fh2", "t_lh1", "t_lh2"})
+    assert "a letter mistyped" not in before["first_name"] + before["surname"]
+
+
 def test_fewer_than_two_records_need_no_model() -> None:
     frame = token_frame([("a", token_people(1, seed=1)[0])])
     result = engine.link(frame, set())
