@@ -10,9 +10,10 @@ comparison     levels, best first (null: either side lacks the token)
 =============  ==================================================================================
 first name     same first word (term-frequency adjusted) / first name and surname swapped /
                one name in the other's place / same nickname group or compound name / same
-               Soundex / same initial / else
+               Soundex / a letter mistyped (one half of the name whole, see
+               ``hub.pseudonymize.name_halves``) / same initial / else
 surname        same surname (term-frequency adjusted) / a word of a compound surname in common /
-               same Soundex / else
+               same Soundex / a letter mistyped / else
 birth date     same / day and month swapped / same month and day (a year typo) / same year and
                month (a day typo) / same year /
                where a birth date is missing, the age: birth year fits the age / ages fit each
