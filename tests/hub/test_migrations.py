@@ -85,21 +85,29 @@ def test_migration_0009_goes_down_and_up_again(which: str, request: pytest.Fixtu
     assert_models_match_migrations(hub)
 
 
+@pytest.mark.parametrize(
+    ("below", "columns"),
+    [
+        ("0009", {"t_ca", "t_az1", "t_az2", "t_az3"}),  # 0010: a community area and its ZIPs
+        ("0010", {"t_fh1", "t_fh2", "t_lh1", "t_lh2"}),  # 0011: the halves of the names
+    ],
+)
 @pytest.mark.parametrize("which", ["hub", pytest.param("pg_hub", marks=pytest.mark.postgres)])
-def test_migration_0010_goes_down_and_up_again(which: str, request: pytest.FixtureRequest) -> None:
-    """0010 adds the community area and its ZIP tokens to records; its downgrade drops them, the
-    upgrade adds them again, empty."""
+def test_token_column_migrations_go_down_and_up_again(
+    which: str, below: str, columns: set[str], request: pytest.FixtureRequest
+) -> None:
+    """A migration that adds token columns to records: its downgrade drops them, the upgrade
+    adds them again, empty."""
     from alembic import command
     from sqlalchemy import inspect
 
     from hub.db.migrate import alembic_config, upgrade
 
     hub: Hub = request.getfixturevalue(which)
-    columns = {"t_ca", "t_az1", "t_az2", "t_az3"}
     with hub.engine.begin() as conn:
         cfg = alembic_config(hub.engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0009")
+        command.downgrade(cfg, below)
     with hub.engine.connect() as conn:
         assert not columns & {c["name"] for c in inspect(conn).get_columns("records")}
     upgrade(hub.engine)

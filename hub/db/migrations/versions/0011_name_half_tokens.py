@@ -4,7 +4,9 @@ Each half of the first name's first word, and of the whole surname, hashed with 
 length (``hub.pseudonymize.name_halves``): a name mistyped by one letter keeps one half whole,
 so linkage can tell a typo from another name where Soundex cannot. Records stored before this
 revision have none, and cannot be given them without the raw data: they keep linking on every
-other name token, and a record the provider later revises is stored with them.
+other name token, and a record the provider later sends again is stored with them. Sent again
+unchanged, such a record now differs in its tokens, so the receipt counts it as replaced, not
+unchanged, and it has no person id until the next linkage run.
 
 Revision ID: 0011
 Revises: 0010
