@@ -349,24 +349,18 @@ class Tokens:
                 )
         return out
 
+    def _first_as_surname(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Side ``a``'s first name is side ``b``'s surname."""
+        v, p = self.values, self.present
+        return (v["t_sw"][a] == v["t_ln"][b]) & p["t_sw"][a] & p["t_ln"][b]
+
     def swapped(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Each side's first name is the other's surname (the engine's swapped-names rule)."""
-        v, p = self.values, self.present
-        return (
-            (v["t_sw"][a] == v["t_ln"][b])
-            & (v["t_ln"][a] == v["t_sw"][b])
-            & p["t_sw"][a]
-            & p["t_ln"][a]
-            & p["t_sw"][b]
-            & p["t_ln"][b]
-        )
+        return self._first_as_surname(a, b) & self._first_as_surname(b, a)
 
     def half_swapped(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """One side's first name is the other's surname (either way round)."""
-        v, p = self.values, self.present
-        return ((v["t_sw"][a] == v["t_ln"][b]) & p["t_sw"][a] & p["t_ln"][b]) | (
-            (v["t_ln"][a] == v["t_sw"][b]) & p["t_ln"][a] & p["t_sw"][b]
-        )
+        return self._first_as_surname(a, b) | self._first_as_surname(b, a)
 
     def bare(self, a: np.ndarray, families: Iterable[str]) -> np.ndarray:
         """The records ``a`` have no token of any of ``families``."""

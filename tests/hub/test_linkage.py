@@ -151,6 +151,37 @@ def test_a_shared_person_identifier_and_address_link_records_under_other_names()
     assert not same_person(engine.link(control, {frozenset("ab")}), 1, 401)
 
 
+def told_apart_by(
+    people: list[dict[str, int | None]],
+    twin: dict[str, int | None],
+    stand_in: Callable[[dict[str, int | None]], dict[str, int | None]],
+    columns: list[str],
+    comparison: str,
+) -> list[str]:
+    """Agency a holds ``people`` and person 10's namesake ``twin``; agency b the first 300,
+    people 10-24 without a birth date and with what ``stand_in`` gives them instead. Asserts
+    that b's person 10 joins the right one, and, with ``columns`` emptied (the control),
+    neither; returns the level labels of ``comparison``, which holds the stand-in's levels."""
+    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in [*people, twin]]
+    for i, p in enumerate(people[:300]):
+        q = dict(p)
+        if 10 <= i < 25:
+            q.update(t_dob=None, t_dob2=None, t_by=None, t_md=None, t_md2=None, t_ym=None)
+            q.update(stand_in(p))
+        rows.append(("b", q))
+    frame = token_frame(rows)
+    result = engine.link(frame, {frozenset("ab")})
+    b_id = 402 + 10  # 401 records at a, then b's in order
+    assert same_person(result, 11, b_id) and not same_person(result, 401, b_id)
+    assert sum(same_person(result, i + 1, 402 + i) for i in range(10, 25)) >= 14
+    control = frame.copy()
+    control[columns] = pd.NA
+    without = engine.link(control, {frozenset("ab")})
+    assert not same_person(without, 11, b_id) and not same_person(without, 401, b_id)
+    levels = next(c for c in result.model["comparisons"] if c["output_column_name"] == comparison)
+    return [lv.get("label_for_charts") for lv in levels["comparison_levels"]]
+
+
 def test_an_age_tells_namesakes_apart_where_the_birth_date_is_missing() -> None:
     """At agency b, 15 people (5%) have no birth date, only an age (``t_ay``/``t_ay2``: the two
     birth years it allows). Person 10 has a namesake at a born twenty years earlier. With the
@@ -160,29 +191,16 @@ def test_an_age_tells_namesakes_apart_where_the_birth_date_is_missing() -> None:
     twin = dict(people[10])
     year = int(twin["t_by"] or 0) - 20
     twin.update(t_by=year, t_dob=year * 10_000 + 615, t_dob2=None, t_md=7615, t_ym=year * 100 + 6)
-    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in [*people, twin]]
-    for i, p in enumerate(people[:300]):
-        q = dict(p)
-        if 10 <= i < 25:
-            q.update(t_dob=None, t_dob2=None, t_by=None, t_md=None, t_md2=None, t_ym=None)
-            q.update(t_ay=p["t_by"], t_ay2=int(p["t_by"] or 0) - 1)
-        rows.append(("b", q))
-    frame = token_frame(rows)
-    result = engine.link(frame, {frozenset("ab")})
-    levels = result.model["comparisons"][2]["comparison_levels"]
-    labels = [lv.get("label_for_charts") for lv in levels]
+
+    def age(p: dict[str, int | None]) -> dict[str, int | None]:
+        return {"t_ay": p["t_by"], "t_ay2": int(p["t_by"] or 0) - 1}
+
+    labels = told_apart_by(people, twin, age, ["t_ay", "t_ay2"], "birth_date")
     assert labels[-4:-1] == [
         "birth year fits the age",
         "ages fit each other",
         "birth year or age does not fit",
     ]
-    b_id = 402 + 10  # 401 records at a, then b's in order
-    assert same_person(result, 11, b_id) and not same_person(result, 401, b_id)
-    assert sum(same_person(result, i + 1, 402 + i) for i in range(10, 25)) >= 14
-    control = frame.copy()
-    control[["t_ay", "t_ay2"]] = pd.NA
-    without = engine.link(control, {frozenset("ab")})
-    assert not same_person(without, 11, b_id) and not same_person(without, 401, b_id)
 
 
 def test_a_community_area_tells_namesakes_apart_where_zip_and_birth_date_are_missing() -> None:
@@ -197,31 +215,18 @@ def test_a_community_area_tells_namesakes_apart_where_zip_and_birth_date_are_mis
     twin = dict(people[10])
     twin.update(t_by=1930, t_dob=19_300_615, t_dob2=None, t_md=7615, t_ym=193_006)
     twin["t_zip"] = 60_600 + (10 + 20) % 40
-    rows: list[tuple[str, dict[str, int | None]]] = [("a", p) for p in [*people, twin]]
-    for i, p in enumerate(people[:300]):
-        q = dict(p)
-        if 10 <= i < 25:
-            q.update(t_dob=None, t_dob2=None, t_by=None, t_md=None, t_md2=None, t_ym=None)
-            home = int(p["t_zip"] or 0)
-            q.update(t_zip=None, t_zip3=None, t_ca=home, t_az1=home - 1, t_az2=home, t_az3=home + 1)
-        rows.append(("b", q))
-    frame = token_frame(rows)
-    result = engine.link(frame, {frozenset("ab")})
-    zip_levels = next(c for c in result.model["comparisons"] if c["output_column_name"] == "zip")
-    labels = [lv.get("label_for_charts") for lv in zip_levels["comparison_levels"]]
+
+    def area(p: dict[str, int | None]) -> dict[str, int | None]:
+        home = int(p["t_zip"] or 0)
+        return dict(t_zip=None, t_zip3=None, t_ca=home, t_az1=home - 1, t_az2=home, t_az3=home + 1)
+
+    labels = told_apart_by(people, twin, area, ["t_ca", "t_az1", "t_az2", "t_az3"], "zip")
     assert labels[-5:-1] == [
         "ZIP in the other's community area",
         "ZIP outside the other's community area",
         "same community area",
         "another community area",
     ]
-    b_id = 402 + 10  # 401 records at a, then b's in order
-    assert same_person(result, 11, b_id) and not same_person(result, 401, b_id)
-    assert sum(same_person(result, i + 1, 402 + i) for i in range(10, 25)) >= 14
-    control = frame.copy()
-    control[["t_ca", "t_az1", "t_az2", "t_az3"]] = pd.NA
-    without = engine.link(control, {frozenset("ab")})
-    assert not same_person(without, 11, b_id) and not same_person(without, 401, b_id)
 
 
 def test_a_record_with_only_a_community_area_is_blocked_with_records_at_its_zips() -> None:
