@@ -174,6 +174,21 @@ def test_a_name_mistyped_by_one_letter_keeps_one_half() -> None:
     assert halves(first, "Al") == halves(last, "Cox") == set()
 
 
+def test_the_halves_of_a_name_are_stored_as_keyed_tokens_only() -> None:
+    """What is stored for a half is the keyed token of the half, never its letters."""
+    p = make_pseudonymizer()
+    row = make_police_row(1, victim_first_name="Dennis", victim_last_name="Mack")
+    tokens = p.frame(pd.DataFrame([row])).tokens
+    expected = {
+        "t_fh1": p.link_token("fh", "6<DEN"),
+        "t_fh2": p.link_token("fh", "6>NIS"),
+        "t_lh1": p.link_token("lh", "4<MA"),
+        "t_lh2": p.link_token("lh", "4>CK"),
+    }
+    assert {c: tokens[c][0].as_py() for c in expected} == expected
+    assert p.link_token("fh", "6<DEN") != p.link_token("lh", "6<DEN")  # one domain per family
+
+
 def test_placeholder_names_give_no_name_tokens() -> None:
     """Unknown trauma patients ("Xray Trauma"), John and Jane Doe and "Baby Boy" newborns are
     many different people under one name: their name tokens are dropped (the surname of a

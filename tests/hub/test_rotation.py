@@ -63,6 +63,9 @@ def test_rotation_rekeys_every_token_and_later_uploads_agree(keyed_hub: Hub) -> 
     assert isinstance(store, FileKeyStore)
     old = store.active_key_id
     before = stored(keyed_hub)
+    # The names' halves are there to be checked below (Marquise Whitfield: 8 and 9 letters).
+    halves = [TOKEN_COLUMNS_ORDER.index(c) + 2 for c in ("t_fh1", "t_fh2", "t_lh1", "t_lh2")]
+    assert all(row[i] is not None for row in before for i in halves)
 
     summary = rotate(keyed_hub, "admin:test")
     assert summary.records == 5 and summary.old_key_id == old
